@@ -1,0 +1,83 @@
+"""Settings read from the environment, in one place.
+
+Every knob an operator can turn is listed here (and in the README's Configuration table).
+Nothing else in ClientDesk reads ``os.environ`` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The key used to sign re-login cookies in demo mode only. Outside demo mode the app refuses it.
+DEMO_COOKIE_KEY = "clientdesk-demo-cookie-key-not-for-production"
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    data_dir: Path
+    demo_mode: bool
+    cookie_key: str | None
+    cookie_name: str
+    idle_minutes: int
+    cookie_max_hours: int
+    lockout_attempts: int
+    lockout_minutes: int
+    practice_time_zone: str
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Build settings from ``env`` (defaults to the process environment)."""
+    env = dict(os.environ if env is None else env)
+    data_dir = Path(env.get("CLIENTDESK_DATA_DIR") or PROJECT_ROOT / "data")
+    url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'clientdesk.db'}"
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        # psycopg 3 is the only PostgreSQL driver we ship.
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return Settings(
+        database_url=url,
+        data_dir=data_dir,
+        demo_mode=_flag(env.get("CLIENTDESK_DEMO")),
+        cookie_key=env.get("CLIENTDESK_COOKIE_KEY") or None,
+        cookie_name=env.get("CLIENTDESK_COOKIE_NAME") or "clientdesk_auth",
+        idle_minutes=int(env.get("CLIENTDESK_IDLE_MINUTES") or 15),
+        cookie_max_hours=int(env.get("CLIENTDESK_COOKIE_MAX_HOURS") or 12),
+        lockout_attempts=int(env.get("CLIENTDESK_LOCKOUT_ATTEMPTS") or 5),
+        lockout_minutes=int(env.get("CLIENTDESK_LOCKOUT_MINUTES") or 15),
+        practice_time_zone=env.get("CLIENTDESK_TIME_ZONE") or "America/New_York",
+    )
+
+
+class ConfigurationError(RuntimeError):
+    """The app cannot start safely with the current configuration."""
+
+
+def cookie_key_for(settings: Settings) -> str:
+    """The cookie signing key, refusing the built-in demo key outside demo mode."""
+    key = settings.cookie_key
+    if key and key != DEMO_COOKIE_KEY:
+        if len(key) < 32:
+            raise ConfigurationError(
+                "CLIENTDESK_COOKIE_KEY must be at least 32 characters long."
+            )
+        return key
+    if settings.demo_mode:
+        return DEMO_COOKIE_KEY
+    raise ConfigurationError(
+        "No cookie signing key is configured. Set CLIENTDESK_COOKIE_KEY (or cookie_key in "
+        ".streamlit/secrets.toml) to a random value of at least 32 characters, e.g. "
+        '`python -c "import secrets; print(secrets.token_urlsafe(48))"`. '
+        "Only demo mode (CLIENTDESK_DEMO=1) may run with the built-in key."
+    )

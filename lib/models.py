@@ -1,0 +1,546 @@
+"""SQLAlchemy 2 models for the whole ClientDesk domain (spec sections C, B, R, I, D, A).
+
+Tables are created only by Alembic migrations (``migrations/``), never by ``create_all``.
+Conventions: money is integer cents (``*_cents``); timestamps are UTC (``*_at``); dates of
+service and birth are plain dates; rows that users edit carry a ``version`` for optimistic
+concurrency; ``ledger_entries`` and ``audit_log`` are append-only (database triggers).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ROLES = ("admin", "manager", "biller", "front_desk", "clinician")
+CLIENT_STATUSES = ("active", "inactive", "prospective", "discharged")
+APPOINTMENT_STATUSES = ("scheduled", "completed", "cancelled", "no_show")
+LEDGER_KINDS = ("charge", "payment", "adjustment", "refund", "reversal")
+RESPONSIBILITIES = ("client", "insurance")
+PAYMENT_METHODS = ("card", "cash", "check", "ach", "other")
+QUESTION_TYPES = (
+    "short_text",
+    "long_text",
+    "number",
+    "date",
+    "yes_no",
+    "single_choice",
+    "multiple_choice",
+)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+UtcDateTime = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+# --- staff -------------------------------------------------------------------------------
+
+
+class Clinician(Base):
+    __tablename__ = "clinicians"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_name: Mapped[str] = mapped_column(String(80))
+    last_name: Mapped[str] = mapped_column(String(80))
+    credentials: Mapped[str] = mapped_column(String(40), default="")
+    email: Mapped[str] = mapped_column(String(254), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str] = mapped_column(String(254), default="")
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    clinician_id: Mapped[int | None] = mapped_column(ForeignKey("clinicians.id"))
+    failed_login_count: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Re-login cookies issued before this instant are refused (logout, password change, disable).
+    sessions_valid_after: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    password_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+# --- practice configuration --------------------------------------------------------------
+
+
+class PracticeSetting(Base):
+    """Simple key/value settings (practice name, time zone, aging buckets...)."""
+
+    __tablename__ = "practice_settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class Payer(Base):
+    __tablename__ = "payers"
+    __table_args__ = (CheckConstraint(_in("kind", ("electronic", "paper")), name="kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    payer_code: Mapped[str] = mapped_column(String(20), default="")
+    kind: Mapped[str] = mapped_column(String(12))
+    address: Mapped[str] = mapped_column(String(300), default="")
+    phone: Mapped[str] = mapped_column(String(30), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Service(Base):
+    __tablename__ = "services"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    description: Mapped[str] = mapped_column(String(200))
+    fee_cents: Mapped[int] = mapped_column(Integer)
+    default_minutes: Mapped[int] = mapped_column(Integer, default=50)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+# --- clients -----------------------------------------------------------------------------
+
+
+class Client(Base):
+    __tablename__ = "clients"
+    __table_args__ = (
+        CheckConstraint(_in("status", CLIENT_STATUSES), name="status"),
+        CheckConstraint(_in("billing_type", ("self_pay", "insurance")), name="billing_type"),
+        Index("ix_clients_status_last_first", "status", "last_name", "first_name"),
+        Index("ix_clients_clinician_status", "clinician_id", "status"),
+        Index("ix_clients_dob", "dob"),
+        Index("ix_clients_email_norm", "email_norm"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_number: Mapped[int] = mapped_column(Integer, unique=True)
+    # Personal
+    first_name: Mapped[str] = mapped_column(String(80))
+    middle_name: Mapped[str] = mapped_column(String(80), default="")
+    last_name: Mapped[str] = mapped_column(String(80))
+    preferred_name: Mapped[str] = mapped_column(String(80), default="")
+    pronouns: Mapped[str] = mapped_column(String(40), default="")
+    dob: Mapped[date | None] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(20), default="")
+    gender_identity: Mapped[str] = mapped_column(String(60), default="")
+    marital_status: Mapped[str] = mapped_column(String(20), default="")
+    client_type: Mapped[str] = mapped_column(String(10), default="adult")
+    status: Mapped[str] = mapped_column(String(12), default="active")
+    clinician_id: Mapped[int | None] = mapped_column(ForeignKey("clinicians.id"))
+    client_since: Mapped[date | None] = mapped_column(Date)
+    referral_source: Mapped[str] = mapped_column(String(120), default="")
+    language: Mapped[str] = mapped_column(String(40), default="English")
+    # Contact
+    address_line1: Mapped[str] = mapped_column(String(120), default="")
+    address_line2: Mapped[str] = mapped_column(String(120), default="")
+    city: Mapped[str] = mapped_column(String(80), default="")
+    state: Mapped[str] = mapped_column(String(2), default="")
+    zip_code: Mapped[str] = mapped_column(String(10), default="")
+    phone_mobile: Mapped[str] = mapped_column(String(30), default="")
+    phone_home: Mapped[str] = mapped_column(String(30), default="")
+    phone_work: Mapped[str] = mapped_column(String(30), default="")
+    preferred_phone: Mapped[str] = mapped_column(String(10), default="mobile")
+    text_ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    voicemail_ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    email: Mapped[str] = mapped_column(String(254), default="")
+    email_ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    emergency_name: Mapped[str] = mapped_column(String(120), default="")
+    emergency_relationship: Mapped[str] = mapped_column(String(40), default="")
+    emergency_phone: Mapped[str] = mapped_column(String(30), default="")
+    guardian_name: Mapped[str] = mapped_column(String(120), default="")
+    guardian_relationship: Mapped[str] = mapped_column(String(40), default="")
+    guardian_phone: Mapped[str] = mapped_column(String(30), default="")
+    time_zone: Mapped[str] = mapped_column(String(40), default="")
+    # Insurance
+    billing_type: Mapped[str] = mapped_column(String(10), default="self_pay")
+    # Search helpers maintained by lib.clients on every write: lower-case, accent-free names
+    # and the digits of every phone number, so search is one indexed-or-scanned column each.
+    search_name: Mapped[str] = mapped_column(String(400), default="")
+    phone_digits: Mapped[str] = mapped_column(String(120), default="")
+    email_norm: Mapped[str] = mapped_column(String(254), default="")
+    # Bookkeeping
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ClientStatusChange(Base):
+    """Every status change of a client, never deleted (C8)."""
+
+    __tablename__ = "client_status_changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    old_status: Mapped[str | None] = mapped_column(String(12))
+    new_status: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    changed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class Coverage(Base):
+    __tablename__ = "coverages"
+    __table_args__ = (
+        CheckConstraint("rank BETWEEN 1 AND 3", name="rank"),
+        Index("ix_coverages_client_rank", "client_id", "rank"),
+        Index("ix_coverages_payer", "payer_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    rank: Mapped[int] = mapped_column(Integer)  # 1 primary, 2 secondary, 3 tertiary
+    payer_id: Mapped[int | None] = mapped_column(ForeignKey("payers.id"))
+    payer_name: Mapped[str] = mapped_column(String(120), default="")  # typed, not in the list
+    plan_name: Mapped[str] = mapped_column(String(120), default="")
+    member_id: Mapped[str] = mapped_column(String(40), default="")
+    group_number: Mapped[str] = mapped_column(String(40), default="")
+    subscriber_relationship: Mapped[str] = mapped_column(String(20), default="self")
+    subscriber_name: Mapped[str] = mapped_column(String(120), default="")
+    subscriber_dob: Mapped[date | None] = mapped_column(Date)
+    start_date: Mapped[date | None] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    copay_cents: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+# --- scheduling and money ----------------------------------------------------------------
+
+
+class Appointment(Base):
+    __tablename__ = "appointments"
+    __table_args__ = (
+        CheckConstraint(_in("status", APPOINTMENT_STATUSES), name="status"),
+        Index("ix_appointments_client_start", "client_id", "starts_at"),
+        Index("ix_appointments_clinician_start", "clinician_id", "starts_at"),
+        Index("ix_appointments_status_start", "status", "starts_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    clinician_id: Mapped[int] = mapped_column(ForeignKey("clinicians.id"))
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    duration_minutes: Mapped[int] = mapped_column(Integer, default=50)
+    status: Mapped[str] = mapped_column(String(12), default="scheduled")
+    telehealth: Mapped[bool] = mapped_column(Boolean, default=False)
+    location: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class LedgerEntry(Base):
+    """One posting. Append-only: UPDATE and DELETE fail at the database.
+
+    ``amount_cents`` is always positive; ``kind`` says which way it moves the balance.
+    A reversal points at the entry it cancels (``reverses_entry_id``, unique: once only).
+    """
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        CheckConstraint(_in("kind", LEDGER_KINDS), name="kind"),
+        CheckConstraint(_in("responsibility", RESPONSIBILITIES), name="responsibility"),
+        CheckConstraint("amount_cents > 0", name="amount_positive"),
+        Index("ix_ledger_client_id", "client_id", "id"),
+        Index("ix_ledger_appointment", "appointment_id"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    kind: Mapped[str] = mapped_column(String(12))
+    responsibility: Mapped[str] = mapped_column(String(10))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    service_date: Mapped[date] = mapped_column(Date)  # date of service (charges) or of payment
+    posted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"))
+    service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id"))
+    clinician_id: Mapped[int | None] = mapped_column(ForeignKey("clinicians.id"))
+    payer_id: Mapped[int | None] = mapped_column(ForeignKey("payers.id"))
+    method: Mapped[str] = mapped_column(String(10), default="")
+    reference: Mapped[str] = mapped_column(String(60), default="")
+    authorization_code: Mapped[str] = mapped_column(String(40), default="")
+    memo: Mapped[str] = mapped_column(String(300), default="")
+    reverses_entry_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ledger_entries.id"), unique=True
+    )
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class OpenCharge(Base):
+    """What is still owed on each charge: a projection of the ledger, kept in the same
+    transaction as every posting, so aging reads only open charges."""
+
+    __tablename__ = "open_charges"
+    __table_args__ = (
+        Index("ix_open_charges_client", "client_id", "service_date"),
+        Index("ix_open_charges_service_date", "service_date"),
+    )
+    charge_entry_id: Mapped[int] = mapped_column(
+        ForeignKey("ledger_entries.id"), primary_key=True
+    )
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    responsibility: Mapped[str] = mapped_column(String(10))
+    service_date: Mapped[date] = mapped_column(Date)
+    clinician_id: Mapped[int | None] = mapped_column(ForeignKey("clinicians.id"))
+    payer_id: Mapped[int | None] = mapped_column(ForeignKey("payers.id"))
+    open_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class ClientBalance(Base):
+    """Per-client balance projection of the ledger (the list and report read this)."""
+
+    __tablename__ = "client_balances"
+    __table_args__ = (
+        Index("ix_client_balances_total", "total_cents"),
+        Index("ix_client_balances_oldest", "oldest_unpaid_dos"),
+    )
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), primary_key=True)
+    client_due_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    insurance_pending_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    unapplied_credit_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    # total = client due + insurance pending - unapplied credit
+    total_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    oldest_unpaid_dos: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# --- reminders & portal ------------------------------------------------------------------
+
+
+class ReminderSetting(Base):
+    """Practice defaults (scope 'practice'), clinician and client overrides.
+
+    A NULL column means "use the default from the level above".
+    """
+
+    __tablename__ = "reminder_settings"
+    __table_args__ = (
+        UniqueConstraint("scope", "scope_id", name="uq_reminder_settings_scope"),
+        CheckConstraint(_in("scope", ("practice", "clinician", "client")), name="scope"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(10))
+    scope_id: Mapped[int] = mapped_column(Integer, default=0)
+    reminders_enabled: Mapped[bool | None] = mapped_column(Boolean)
+    channel_email: Mapped[bool | None] = mapped_column(Boolean)
+    channel_sms: Mapped[bool | None] = mapped_column(Boolean)
+    channel_voice: Mapped[bool | None] = mapped_column(Boolean)
+    lead_hours: Mapped[int | None] = mapped_column(Integer)
+    portal_enabled: Mapped[bool | None] = mapped_column(Boolean)
+    self_scheduling: Mapped[bool | None] = mapped_column(Boolean)
+    cancellation_window_hours: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class PortalInvitation(Base):
+    __tablename__ = "portal_invitations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class ReminderSend(Base):
+    """One reminder per appointment and channel, ever (the unique key makes re-runs safe)."""
+
+    __tablename__ = "reminder_sends"
+    __table_args__ = (UniqueConstraint("appointment_id", "channel", name="uq_reminder_once"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"))
+    channel: Mapped[str] = mapped_column(String(10))
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(10))
+
+
+class MessageOutbox(Base):
+    """SMS and voice messages waiting for a provider to be configured."""
+
+    __tablename__ = "message_outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    recipient: Mapped[str] = mapped_column(String(254))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(10), default="queued")
+
+
+# --- intake ------------------------------------------------------------------------------
+
+
+class IntakeQuestion(Base):
+    __tablename__ = "intake_questions"
+    __table_args__ = (CheckConstraint(_in("qtype", QUESTION_TYPES), name="qtype"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label: Mapped[str] = mapped_column(String(300))
+    help_text: Mapped[str] = mapped_column(String(500), default="")
+    qtype: Mapped[str] = mapped_column(String(20))
+    options_json: Mapped[str] = mapped_column(Text, default="[]")
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class IntakeQuestionSetVersion(Base):
+    """A snapshot of the question set after each saved change; answers remember it."""
+
+    __tablename__ = "intake_question_set_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    snapshot_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class IntakeAnswer(Base):
+    __tablename__ = "intake_answers"
+    __table_args__ = (
+        UniqueConstraint("client_id", "question_id", name="uq_intake_answer_client_question"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    question_id: Mapped[int] = mapped_column(ForeignKey("intake_questions.id"))
+    value_json: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(20))  # staff | anonymous_signup
+    answered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    answered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    set_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("intake_question_set_versions.id")
+    )
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class IntakeSubmission(Base):
+    __tablename__ = "intake_submissions"
+    __table_args__ = (
+        CheckConstraint(_in("status", ("pending", "accepted", "rejected")), name="status"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    first_name: Mapped[str] = mapped_column(String(80))
+    last_name: Mapped[str] = mapped_column(String(80))
+    dob: Mapped[date | None] = mapped_column(Date)
+    email: Mapped[str] = mapped_column(String(254), default="")
+    phone: Mapped[str] = mapped_column(String(30), default="")
+    answers_json: Mapped[str] = mapped_column(Text, default="{}")
+    set_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("intake_question_set_versions.id")
+    )
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reject_reason: Mapped[str] = mapped_column(String(300), default="")
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"))
+
+
+# --- documents ---------------------------------------------------------------------------
+
+
+class Form(Base):
+    __tablename__ = "forms"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    email_subject: Mapped[str] = mapped_column(String(200))
+    email_body: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class FormAttachment(Base):
+    __tablename__ = "form_attachments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"), index=True)
+    original_name: Mapped[str] = mapped_column(String(200))
+    stored_name: Mapped[str] = mapped_column(String(100), unique=True)
+    content_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class DocumentLogEntry(Base):
+    """Every form, statement, receipt, invitation and reminder sent to a client."""
+
+    __tablename__ = "document_log"
+    __table_args__ = (
+        CheckConstraint(_in("status", ("queued", "sent", "failed")), name="status"),
+        Index("ix_document_log_client_sent", "client_id", "sent_at"),
+        Index("ix_document_log_sent", "sent_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # form|statement|receipt|invitation|reminder
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sender_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    recipient: Mapped[str] = mapped_column(String(254), default="")
+    form_names: Mapped[str] = mapped_column(String(500), default="")
+    attachment_names: Mapped[str] = mapped_column(String(1000), default="")
+    channel: Mapped[str] = mapped_column(String(10), default="email")
+    status: Mapped[str] = mapped_column(String(10))
+    error: Mapped[str] = mapped_column(String(500), default="")
+    resend_of_id: Mapped[int | None] = mapped_column(ForeignKey("document_log.id"))
+
+
+# --- audit -------------------------------------------------------------------------------
+
+
+class AuditEntry(Base):
+    """Append-only: UPDATE and DELETE fail at the database (triggers on both engines)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_client_at", "client_id", "at"),
+        Index("ix_audit_at", "at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor_username: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40))
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str] = mapped_column(String(40), default="")
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"))
+    before_json: Mapped[str | None] = mapped_column(Text)
+    after_json: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(String(500), default="")
