@@ -32,6 +32,7 @@ class Settings:
     lockout_attempts: int
     lockout_minutes: int
     practice_time_zone: str
+    auto_migrate: bool
 
     @property
     def is_sqlite(self) -> bool:
@@ -57,6 +58,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         lockout_attempts=int(env.get("CLIENTDESK_LOCKOUT_ATTEMPTS") or 5),
         lockout_minutes=int(env.get("CLIENTDESK_LOCKOUT_MINUTES") or 15),
         practice_time_zone=env.get("CLIENTDESK_TIME_ZONE") or "America/New_York",
+        auto_migrate=_flag(env.get("CLIENTDESK_AUTO_MIGRATE", "1")),
     )
 
 
@@ -69,9 +71,7 @@ def cookie_key_for(settings: Settings) -> str:
     key = settings.cookie_key
     if key and key != DEMO_COOKIE_KEY:
         if len(key) < 32:
-            raise ConfigurationError(
-                "CLIENTDESK_COOKIE_KEY must be at least 32 characters long."
-            )
+            raise ConfigurationError("CLIENTDESK_COOKIE_KEY must be at least 32 characters long.")
         return key
     if settings.demo_mode:
         return DEMO_COOKIE_KEY

@@ -307,9 +307,7 @@ class OpenCharge(Base):
         Index("ix_open_charges_client", "client_id", "service_date"),
         Index("ix_open_charges_service_date", "service_date"),
     )
-    charge_entry_id: Mapped[int] = mapped_column(
-        ForeignKey("ledger_entries.id"), primary_key=True
-    )
+    charge_entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"), primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
     responsibility: Mapped[str] = mapped_column(String(10))
     service_date: Mapped[date] = mapped_column(Date)

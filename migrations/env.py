@@ -2,6 +2,7 @@
 DATABASE_URL (via lib.config) when called from the alembic command line."""
 
 from alembic import context
+
 from lib.config import load_settings
 from lib.db import make_engine
 from lib.models import Base

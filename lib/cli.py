@@ -1,0 +1,167 @@
+"""Command line: ``python -m lib.cli COMMAND`` (spec A4).
+
+migrate        apply Alembic migrations to DATABASE_URL (or data/clientdesk.db)
+seed-demo      load the demo practice (``--clients N``, ``--if-empty`` for `make run`)
+demo-logins    print the demo logins as a table
+create-user    create a staff account (the first admin: ``--role admin``)
+reset-password set a new password for a staff account
+check          exit 0 when the database is reachable and migrated
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+from sqlalchemy import func, select
+
+from lib import auth
+from lib.config import load_settings
+from lib.db import DatabaseNotReady, check_ready, make_engine, transaction, upgrade
+from lib.demo import DEMO_LOGINS, seed_demo
+from lib.models import Client
+from lib.policy import ALL_ROLES
+
+
+def _engine():
+    return make_engine(load_settings().database_url)
+
+
+def _read_password(args) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if not sys.stdin.isatty():
+        raise SystemExit("No terminal to ask for a password: pass --password-stdin.")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Repeat password: "):
+        raise SystemExit("The passwords do not match.")
+    return first
+
+
+def cmd_migrate(_args) -> int:
+    engine = _engine()
+    upgrade(engine)
+    check_ready(engine)
+    print("Database is at the current schema revision.")
+    return 0
+
+
+def cmd_check(_args) -> int:
+    try:
+        check_ready(_engine())
+    except DatabaseNotReady as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print("Database reachable and migrated.")
+    return 0
+
+
+def cmd_seed_demo(args) -> int:
+    engine = _engine()
+    check_ready(engine)
+    with transaction(engine) as session:
+        has_clients = session.scalar(select(func.count()).select_from(Client))
+    if has_clients:
+        if args.if_empty:
+            print("Demo data already loaded; reusing the existing database.")
+            return 0
+        print("The database already holds clients; nothing loaded.", file=sys.stderr)
+        return 1
+    summary = seed_demo(engine, clients=args.clients, seed=args.seed)
+    print(
+        f"Loaded the demo practice: {summary.clients:,} clients, "
+        f"{summary.appointments:,} appointments, {summary.ledger_entries:,} ledger entries "
+        f"in {summary.seconds:.1f} s."
+    )
+    return 0
+
+
+def cmd_demo_logins(_args) -> int:
+    print("Demo logins (demo data only):")
+    print(f"  {'Role':<11} {'Username':<10} Password")
+    for role, username, password, _ in DEMO_LOGINS:
+        print(f"  {role:<11} {username:<10} {password}")
+    return 0
+
+
+def cmd_create_user(args) -> int:
+    engine = _engine()
+    check_ready(engine)
+    password = _read_password(args)
+    try:
+        with transaction(engine) as session:
+            auth.create_user(
+                session,
+                actor=None,
+                username=args.username,
+                display_name=args.name,
+                role=args.role,
+                password=password,
+                email=args.email or "",
+                clinician_id=args.clinician_id,
+            )
+    except auth.AuthError as exc:
+        print(f"Not created: {exc}", file=sys.stderr)
+        return 2
+    print(f"Created {args.role} account {auth.normalise_username(args.username)!r}.")
+    return 0
+
+
+def cmd_reset_password(args) -> int:
+    engine = _engine()
+    check_ready(engine)
+    password = _read_password(args)
+    try:
+        with transaction(engine) as session:
+            auth.set_password(session, actor=None, username=args.username, new_password=password)
+    except auth.AuthError as exc:
+        print(f"Not changed: {exc}", file=sys.stderr)
+        return 2
+    print(f"Password changed for {args.username!r}; its old sessions are signed out.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m lib.cli",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("check", help="is the database ready?").set_defaults(func=cmd_check)
+    seed = sub.add_parser("seed-demo", help="load the demo practice")
+    seed.add_argument("--clients", type=int, default=300)
+    seed.add_argument("--seed", type=int, default=20261126)
+    seed.add_argument(
+        "--if-empty", action="store_true", help="do nothing (exit 0) when clients already exist"
+    )
+    seed.set_defaults(func=cmd_seed_demo)
+    sub.add_parser("demo-logins", help="print the demo logins").set_defaults(func=cmd_demo_logins)
+    create = sub.add_parser("create-user", help="create a staff account")
+    create.add_argument("--role", required=True, choices=ALL_ROLES)
+    create.add_argument("--username", required=True)
+    create.add_argument("--name", required=True, help="the person's name, shown in the app")
+    create.add_argument("--email")
+    create.add_argument("--clinician-id", type=int)
+    create.add_argument("--password-stdin", action="store_true")
+    create.set_defaults(func=cmd_create_user)
+    reset = sub.add_parser("reset-password", help="set a new password for an account")
+    reset.add_argument("--username", required=True)
+    reset.add_argument("--password-stdin", action="store_true")
+    reset.set_defaults(func=cmd_reset_password)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DatabaseNotReady as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""Clients: the searchable list with balances (spec C1, C2) and the search columns behind it."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from lib import aging
+from lib.models import Client, ClientBalance, Clinician, Coverage, OpenCharge
+from lib.policy import Actor, allowed, require, sees_only_own_clients
+
+STATUS_LABELS = {
+    "active": "Active",
+    "inactive": "Inactive",
+    "prospective": "Prospective",
+    "discharged": "Discharged",
+}
+
+
+def fold(text: str) -> str:
+    """Lower-case, accents removed: 'Zoë Álvarez' -> 'zoe alvarez'."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower().strip()
+
+
+def digits(text: str) -> str:
+    return re.sub(r"\D", "", text or "")
+
+
+def search_columns(
+    *,
+    first_name: str,
+    middle_name: str = "",
+    last_name: str,
+    preferred_name: str = "",
+    email: str = "",
+    phones: tuple[str, ...] = (),
+) -> dict[str, str]:
+    """The derived search columns of a client, recomputed on every write of the client."""
+    names = " ".join(p for p in (first_name, middle_name, last_name, preferred_name) if p)
+    phone_digits = " ".join(d for d in (digits(p) for p in phones) if d)
+    return {
+        "search_name": " " + re.sub(r"\s+", " ", fold(names)) + " ",
+        "phone_digits": phone_digits,
+        "email_norm": (email or "").strip().lower(),
+    }
+
+
+_DATE_FORMATS = ("%m/%d/%Y", "%Y-%m-%d", "%m-%d-%Y", "%m/%d/%y", "%m.%d.%Y", "%Y/%m/%d")
+
+
+def parse_date_query(text: str) -> date | None:
+    """A date typed the way people type them: 3/7/1985, 03/07/1985, 1985-03-07."""
+    text = text.strip()
+    for fmt in _DATE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_condition(query: str):
+    """Every way the search box can match a client; None when the query is blank."""
+    q = (query or "").strip()
+    if not q:
+        return None
+    options = []
+    as_date = parse_date_query(q)
+    if as_date is not None:
+        options.append(Client.dob == as_date)
+    q_digits = digits(q)
+    phoneish = re.fullmatch(r"[\d\s().+\-]+", q) is not None
+    if q_digits and phoneish:
+        if q_digits.isdigit() and len(q_digits) <= 9 and q.strip().isdigit():
+            options.append(Client.client_number == int(q_digits))
+        if len(q_digits) >= 4:
+            options.append(Client.phone_digits.like(f"%{q_digits}%"))
+    if "@" in q or ("." in q and " " not in q and as_date is None):
+        options.append(Client.email_norm.like(f"%{_like_escape(q.lower())}%", escape="\\"))
+    tokens = [t for t in re.split(r"[\s,]+", fold(q)) if t]
+    if tokens and not (phoneish and q_digits) and as_date is None:
+        options.append(
+            and_(*[Client.search_name.like(f"%{_like_escape(t)}%", escape="\\") for t in tokens])
+        )
+    return or_(*options) if options else Client.id.is_(None)
+
+
+@dataclass(frozen=True)
+class ClientListRow:
+    client_id: int
+    client_number: int
+    name: str  # "Last, First (Preferred)"
+    dob: date | None
+    phone: str
+    email: str
+    status: str
+    clinician: str
+    client_due_cents: int | None = None
+    insurance_pending_cents: int | None = None
+    unapplied_credit_cents: int | None = None
+    total_cents: int | None = None
+    oldest_unpaid_dos: date | None = None
+
+
+@dataclass(frozen=True)
+class ClientListTotals:
+    client_due_cents: int
+    insurance_pending_cents: int
+    unapplied_credit_cents: int
+    total_cents: int
+
+
+@dataclass(frozen=True)
+class ClientListResult:
+    rows: list[ClientListRow]
+    count: int
+    totals: ClientListTotals | None  # None for roles without billing rights
+    shows_balances: bool
+
+
+SORTS = {
+    "name": (Client.last_name, Client.first_name, Client.id),
+    "client_number": (Client.client_number,),
+    "status": (Client.status, Client.last_name, Client.id),
+    "clinician": (Clinician.last_name, Client.last_name, Client.id),
+    "dob": (Client.dob, Client.id),
+}
+BALANCE_SORTS = {
+    "client_due": (ClientBalance.client_due_cents, Client.id),
+    "insurance_pending": (ClientBalance.insurance_pending_cents, Client.id),
+    "unapplied_credit": (ClientBalance.unapplied_credit_cents, Client.id),
+    "total": (ClientBalance.total_cents, Client.id),
+    "oldest_unpaid": (ClientBalance.oldest_unpaid_dos, Client.id),
+}
+
+
+def display_name(last: str, first: str, preferred: str = "") -> str:
+    name = f"{last}, {first}"
+    return f"{name} ({preferred})" if preferred and preferred != first else name
+
+
+def list_clients(
+    session: Session,
+    *,
+    actor: Actor,
+    query: str = "",
+    statuses: tuple[str, ...] = ("active",),
+    clinician_id: int | None = None,
+    payer_id: int | None = None,
+    has_balance: bool = False,
+    aging_bucket: str | None = None,
+    as_of: date | None = None,
+    sort: str = "name",
+    descending: bool = False,
+    limit: int = 50,
+    offset: int = 0,
+) -> ClientListResult:
+    """One page of the client list, its total count and (billing roles) money totals.
+
+    Everything is filtered, sorted and paged in SQL, so the cost does not grow with the
+    practice's size beyond what the indexes need.
+    """
+    require(actor, "client.view")
+    shows_balances = allowed(actor, "balance.view")
+    conditions = []
+    if statuses:
+        conditions.append(Client.status.in_(statuses))
+    if sees_only_own_clients(actor):
+        conditions.append(Client.clinician_id == actor.clinician_id)
+    if clinician_id is not None:
+        conditions.append(Client.clinician_id == clinician_id)
+    if payer_id is not None:
+        conditions.append(
+            exists().where(
+                Coverage.client_id == Client.id,
+                Coverage.payer_id == payer_id,
+                Coverage.active.is_(True),
+            )
+        )
+    if (has_balance or aging_bucket) and not shows_balances:
+        require(actor, "balance.view")
+    if has_balance:
+        conditions.append(ClientBalance.total_cents != 0)
+    if aging_bucket:
+        oldest, newest = aging.bucket_by_key(aging_bucket).date_range(as_of or date.today())
+        in_bucket = [OpenCharge.client_id == Client.id, OpenCharge.service_date <= newest]
+        if oldest is not None:
+            in_bucket.append(OpenCharge.service_date >= oldest)
+        conditions.append(exists().where(*in_bucket))
+    matched = search_condition(query)
+    if matched is not None:
+        conditions.append(matched)
+
+    base = (
+        select(Client.id)
+        .select_from(Client)
+        .outerjoin(ClientBalance, ClientBalance.client_id == Client.id)
+        .outerjoin(Clinician, Clinician.id == Client.clinician_id)
+        .where(*conditions)
+    )
+    sorts = dict(SORTS)
+    if shows_balances:
+        sorts.update(BALANCE_SORTS)
+    if sort not in sorts:
+        raise ValueError(f"unknown sort {sort!r}")
+    order = [c.desc() if descending else c.asc() for c in sorts[sort]]
+
+    count_query = select(func.count()).select_from(base.subquery())
+    totals = None
+    if shows_balances:
+        sums = session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(ClientBalance.client_due_cents), 0),
+                func.coalesce(func.sum(ClientBalance.insurance_pending_cents), 0),
+                func.coalesce(func.sum(ClientBalance.unapplied_credit_cents), 0),
+                func.coalesce(func.sum(ClientBalance.total_cents), 0),
+            )
+            .select_from(Client)
+            .outerjoin(ClientBalance, ClientBalance.client_id == Client.id)
+            .where(*conditions)
+        ).one()
+        count = int(sums[0])
+        totals = ClientListTotals(*(int(v) for v in sums[1:]))
+    else:
+        count = int(session.scalar(count_query) or 0)
+
+    page = session.execute(
+        select(
+            Client.id,
+            Client.client_number,
+            Client.last_name,
+            Client.first_name,
+            Client.preferred_name,
+            Client.dob,
+            Client.phone_mobile,
+            Client.phone_home,
+            Client.email,
+            Client.status,
+            Clinician.first_name,
+            Clinician.last_name,
+            ClientBalance.client_due_cents,
+            ClientBalance.insurance_pending_cents,
+            ClientBalance.unapplied_credit_cents,
+            ClientBalance.total_cents,
+            ClientBalance.oldest_unpaid_dos,
+        )
+        .select_from(Client)
+        .outerjoin(ClientBalance, ClientBalance.client_id == Client.id)
+        .outerjoin(Clinician, Clinician.id == Client.clinician_id)
+        .where(*conditions)
+        .order_by(*order)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    rows = []
+    for r in page:
+        money = {}
+        if shows_balances:
+            money = {
+                "client_due_cents": int(r[12] or 0),
+                "insurance_pending_cents": int(r[13] or 0),
+                "unapplied_credit_cents": int(r[14] or 0),
+                "total_cents": int(r[15] or 0),
+                "oldest_unpaid_dos": r[16],
+            }
+        rows.append(
+            ClientListRow(
+                client_id=r[0],
+                client_number=r[1],
+                name=display_name(r[2], r[3], r[4]),
+                dob=r[5],
+                phone=r[6] or r[7] or "",
+                email=r[8],
+                status=STATUS_LABELS.get(r[9], r[9]),
+                clinician=f"{r[10]} {r[11]}" if r[10] else "",
+                **money,
+            )
+        )
+    return ClientListResult(rows=rows, count=count, totals=totals, shows_balances=shows_balances)
+
+
+def clinician_choices(session: Session) -> list[tuple[int, str]]:
+    """(id, 'First Last') of active clinicians, for filters and forms."""
+    return [
+        (c.id, f"{c.first_name} {c.last_name}")
+        for c in session.scalars(
+            select(Clinician).where(Clinician.active.is_(True)).order_by(Clinician.last_name)
+        )
+    ]

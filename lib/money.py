@@ -1,0 +1,44 @@
+"""The one money parser and formatter. Money is integer cents everywhere in ClientDesk."""
+
+from __future__ import annotations
+
+import re
+
+_AMOUNT_RE = re.compile(r"^\d+(\.\d{1,2})?$|^\.\d{1,2}$")
+
+
+class MoneyError(ValueError):
+    """The typed amount is not a usable amount of money; the message says why."""
+
+
+def parse_amount(text: str, *, allow_zero: bool = False) -> int:
+    """Parse what a person types ("125", "125.5", "$1,250.00") into cents.
+
+    Refuses more than two decimals, negatives, zero (unless ``allow_zero``) and non-numbers.
+    """
+    raw = (text or "").strip()
+    if not raw:
+        raise MoneyError("Enter an amount.")
+    if raw.startswith("-") or raw.startswith("(") or "-" in raw:
+        raise MoneyError("The amount cannot be negative.")
+    cleaned = raw.replace("$", "").replace(",", "").replace(" ", "")
+    if not _AMOUNT_RE.match(cleaned):
+        if re.match(r"^\d*\.\d{3,}$", cleaned):
+            raise MoneyError("Use at most two decimals (cents).")
+        raise MoneyError("Enter the amount as a number, for example 125 or 125.50.")
+    whole, _, frac = cleaned.partition(".")
+    cents = int(whole or "0") * 100 + int((frac + "00")[:2])
+    if cents == 0 and not allow_zero:
+        raise MoneyError("The amount must be more than zero.")
+    if cents > 100_000_000_00:
+        raise MoneyError("That amount is too large.")
+    return cents
+
+
+def format_cents(cents: int | None) -> str:
+    """$1,234.50, or -$12.00 for negative amounts (credits)."""
+    if cents is None:
+        return ""
+    sign = "-" if cents < 0 else ""
+    whole, frac = divmod(abs(int(cents)), 100)
+    return f"{sign}${whole:,}.{frac:02d}"

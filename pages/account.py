@@ -1,0 +1,44 @@
+"""My account: who I am, and changing my own password (which signs out my other sessions)."""
+
+import streamlit as st
+
+from lib import auth
+from lib.db import transaction
+from lib.policy import ROLE_LABELS
+from ui import context
+from ui.login import SIGNED_IN_AT
+
+actor = context.actor()
+st.title("My account")
+st.text(f"{actor.display_name} ({actor.username}) · {ROLE_LABELS[actor.role]}")
+
+st.subheader("Change password")
+with st.form("change_password", clear_on_submit=False):
+    current = st.text_input("Current password", type="password", key="pw_current")
+    current_error = st.empty()
+    new = st.text_input(
+        "New password",
+        type="password",
+        key="pw_new",
+        help=f"At least {auth.MIN_PASSWORD_LENGTH} characters.",
+    )
+    new_error = st.empty()
+    repeat = st.text_input("Repeat new password", type="password", key="pw_repeat")
+    repeat_error = st.empty()
+    submitted = st.form_submit_button("Change password")
+
+if submitted:
+    if new != repeat:
+        repeat_error.error("The two new passwords are not the same.")
+    else:
+        try:
+            with transaction(context.engine()) as session:
+                valid_from = auth.change_own_password(
+                    session, actor=actor, current_password=current, new_password=new
+                )
+        except auth.AuthError as exc:
+            target = current_error if exc.field == "current_password" else new_error
+            target.error(str(exc))
+        else:
+            st.session_state[SIGNED_IN_AT] = valid_from
+            st.success("Password changed. Other browsers signed in as you are now signed out.")

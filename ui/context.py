@@ -1,0 +1,47 @@
+"""What every page needs from the running session: the engine and the signed-in actor.
+
+Streamlit glue only; business rules live in ``lib``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from sqlalchemy.engine import Engine
+
+from lib.config import Settings, load_settings
+from lib.db import ensure_ready, make_engine
+from lib.policy import Actor
+
+ACTOR_KEY = "cd_actor"
+
+
+@st.cache_resource(show_spinner=False)
+def _engine_for(url: str) -> Engine:
+    # Only the engine (a connection pool) is cached and shared; never query results.
+    return make_engine(url)
+
+
+@st.cache_resource(show_spinner=False)
+def _ready(url: str, auto_upgrade: bool) -> bool:
+    # Runs once per process when it succeeds; a failure is not cached and is retried.
+    ensure_ready(_engine_for(url), auto_upgrade=auto_upgrade)
+    return True
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def engine() -> Engine:
+    return _engine_for(settings().database_url)
+
+
+def ensure_database() -> None:
+    """Raise ``DatabaseNotReady`` (a message fit to show) unless the schema is current."""
+    s = settings()
+    _ready(s.database_url, s.auto_migrate)
+
+
+def actor() -> Actor:
+    """The signed-in staff member; app.py guarantees pages only run with one."""
+    return st.session_state[ACTOR_KEY]
