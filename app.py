@@ -24,6 +24,9 @@ log = logging.getLogger("clientdesk")
 # (file, title, icon, policy action needed to see it, shown in the sidebar)
 PAGES = (
     ("pages/clients.py", "Clients", ":material/group:", "client.view", True),
+    ("pages/client.py", "Client", ":material/person:", "client.view", False),
+    ("pages/client_new.py", "Add client", ":material/person_add:", "client.create", False),
+    ("pages/payers.py", "Payers", ":material/account_balance:", "settings.manage", True),
     ("pages/account.py", "My account", ":material/person:", None, True),
     ("pages/users.py", "Staff accounts", ":material/admin_panel_settings:", "users.manage", True),
     ("pages/audit_log.py", "Audit log", ":material/history:", "audit.view", True),
@@ -72,6 +75,9 @@ with st.sidebar:
         sign_out(authenticator, actor)
         st.rerun()
     _idle_watch()
+
+if current is not registered["pages/client.py"]:
+    st.session_state.pop("cd_client_opened", None)  # the next open of a client is audited
 
 needed = next(a for p, _, _, a, _ in PAGES if registered[p] is current)
 if needed is not None and not allowed(actor, needed):

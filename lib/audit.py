@@ -81,7 +81,7 @@ class AuditRow:
     detail: str
 
 
-def _row(entry: AuditEntry) -> AuditRow:
+def row_of(entry: AuditEntry) -> AuditRow:
     return AuditRow(
         at=entry.at,
         actor_username=entry.actor_username,
@@ -116,7 +116,7 @@ def list_entries(
         query = query.where(AuditEntry.client_id == client_id)
     if since is not None:
         query = query.where(AuditEntry.at >= since)
-    return [_row(e) for e in session.scalars(query)]
+    return [row_of(e) for e in session.scalars(query)]
 
 
 def distinct_actions(session: Session) -> list[str]:

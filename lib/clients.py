@@ -7,12 +7,29 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 
+import jellyfish
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from lib import aging
-from lib.models import Client, ClientBalance, Clinician, Coverage, OpenCharge
+from lib import aging, audit
+from lib.models import (
+    Client,
+    ClientBalance,
+    ClientStatusChange,
+    Clinician,
+    Coverage,
+    OpenCharge,
+)
 from lib.policy import Actor, allowed, require, sees_only_own_clients
+from lib.timeutil import utcnow
+from lib.validation import (
+    Validator,
+    clean_choice,
+    clean_dob,
+    clean_email,
+    clean_phone,
+    clean_text,
+)
 
 STATUS_LABELS = {
     "active": "Active",
@@ -26,6 +43,12 @@ def fold(text: str) -> str:
     """Lower-case, accents removed: 'Zoë Álvarez' -> 'zoe alvarez'."""
     decomposed = unicodedata.normalize("NFKD", text or "")
     return "".join(c for c in decomposed if not unicodedata.combining(c)).lower().strip()
+
+
+def last_name_key(last_name: str) -> str:
+    """Sound-alike key of a last name: Smith, Smyth and Smithe share one."""
+    letters = re.sub(r"[^a-z]", "", fold(last_name))
+    return jellyfish.soundex(letters) if letters else ""
 
 
 def digits(text: str) -> str:
@@ -48,6 +71,7 @@ def search_columns(
         "search_name": " " + re.sub(r"\s+", " ", fold(names)) + " ",
         "phone_digits": phone_digits,
         "email_norm": (email or "").strip().lower(),
+        "last_name_key": last_name_key(last_name),
     }
 
 
@@ -298,3 +322,293 @@ def clinician_choices(session: Session) -> list[tuple[int, str]]:
             select(Clinician).where(Clinician.active.is_(True)).order_by(Clinician.last_name)
         )
     ]
+
+
+# --- adding a client (C3) ------------------------------------------------------------------
+
+CLIENT_TYPES = ("adult", "minor", "couple")
+DUPLICATE_THRESHOLD = 45
+
+
+@dataclass(frozen=True)
+class DuplicateMatch:
+    client_id: int
+    client_number: int
+    name: str
+    dob: date | None
+    status: str
+    score: int  # 0-100
+    reasons: tuple[str, ...]
+
+
+class PossibleDuplicates(Exception):
+    """Likely matches exist and the user has not confirmed saving anyway."""
+
+    def __init__(self, matches: list[DuplicateMatch]):
+        super().__init__(f"{len(matches)} possible duplicate(s)")
+        self.matches = matches
+
+
+def score_match(
+    *,
+    first_name: str,
+    last_name: str,
+    dob: date | None,
+    email: str,
+    phone_digits: str,
+    candidate: dict,
+) -> tuple[int, tuple[str, ...]]:
+    """How likely ``candidate`` is the same person, 0-100, and why.
+
+    Last name exact 25 (sounds alike 15), first or preferred name 15 (same initial 5),
+    date of birth 30, email 30, phone 25; capped at 100.
+    """
+    score = 0
+    reasons = []
+    last, cand_last = fold(last_name), fold(candidate["last_name"])
+    if last and last == cand_last:
+        score += 25
+        reasons.append("same last name")
+    elif last and last_name_key(last_name) == candidate["last_name_key"]:
+        score += 15
+        reasons.append("last name sounds alike")
+    first = fold(first_name)
+    cand_firsts = {fold(candidate["first_name"]), fold(candidate["preferred_name"])} - {""}
+    if first and first in cand_firsts:
+        score += 15
+        reasons.append("same first name")
+    elif first and any(f[0] == first[0] for f in cand_firsts):
+        score += 5
+        reasons.append("same first initial")
+    if dob is not None and dob == candidate["dob"]:
+        score += 30
+        reasons.append("same date of birth")
+    if email and email.strip().lower() == candidate["email_norm"]:
+        score += 30
+        reasons.append("same email")
+    if len(phone_digits) >= 10 and phone_digits[-10:] in candidate["phone_digits"]:
+        score += 25
+        reasons.append("same phone")
+    return min(score, 100), tuple(reasons)
+
+
+def find_duplicates(
+    session: Session,
+    *,
+    actor: Actor,
+    first_name: str,
+    last_name: str,
+    dob: date | None,
+    email: str = "",
+    phone: str = "",
+    exclude_client_id: int | None = None,
+    limit: int = 5,
+) -> list[DuplicateMatch]:
+    """Existing clients that are likely the same person, best first.
+
+    Looks across every status and every clinician (a duplicate hidden from a clinician is
+    still a duplicate), but returns only names, numbers and DOB — no balances or notes.
+    """
+    require(actor, "client.create")
+    phone_digits = digits(phone)
+    options = []
+    if dob is not None:
+        options.append(Client.dob == dob)
+    if email.strip():
+        options.append(Client.email_norm == email.strip().lower())
+    if len(phone_digits) >= 10:
+        options.append(Client.phone_digits.like(f"%{phone_digits[-10:]}%"))
+    key = last_name_key(last_name)
+    if key:
+        options.append(Client.last_name_key == key)
+    if not options:
+        return []
+    query = (
+        select(
+            Client.id,
+            Client.client_number,
+            Client.first_name,
+            Client.last_name,
+            Client.preferred_name,
+            Client.dob,
+            Client.status,
+            Client.email_norm,
+            Client.phone_digits,
+            Client.last_name_key,
+        )
+        .where(or_(*options))
+        .limit(2000)
+    )
+    if exclude_client_id is not None:
+        query = query.where(Client.id != exclude_client_id)
+    matches = []
+    for row in session.execute(query).mappings():
+        score, reasons = score_match(
+            first_name=first_name,
+            last_name=last_name,
+            dob=dob,
+            email=email,
+            phone_digits=phone_digits,
+            candidate=dict(row),
+        )
+        if score >= DUPLICATE_THRESHOLD:
+            matches.append(
+                DuplicateMatch(
+                    client_id=row["id"],
+                    client_number=row["client_number"],
+                    name=display_name(row["last_name"], row["first_name"], row["preferred_name"]),
+                    dob=row["dob"],
+                    status=STATUS_LABELS.get(row["status"], row["status"]),
+                    score=score,
+                    reasons=reasons,
+                )
+            )
+    matches.sort(key=lambda m: (-m.score, m.client_number))
+    return matches[:limit]
+
+
+@dataclass(frozen=True)
+class NewClient:
+    client_id: int
+    client_number: int
+
+
+def validate_new_client(
+    session: Session,
+    *,
+    first_name: str,
+    last_name: str,
+    dob: date | None,
+    email: str,
+    phone_mobile: str,
+    clinician_id: int | None,
+    status: str,
+    today: date | None = None,
+) -> dict:
+    """Clean the add-client form or raise ``ValidationError`` with a message per field."""
+    v = Validator()
+    v.check("first_name", clean_text, first_name, label="first name", required=True, max_len=80)
+    v.check("last_name", clean_text, last_name, label="last name", required=True, max_len=80)
+    v.check("dob", clean_dob, dob, today=today)
+    v.check("email", clean_email, email)
+    v.check("phone_mobile", clean_phone, phone_mobile)
+    v.check("status", clean_choice, status, STATUS_LABELS, label="status", allow_blank=False)
+    if clinician_id is not None and session.get(Clinician, clinician_id) is None:
+        v.fail("clinician_id", "Choose a clinician from the list.")
+    v.values["clinician_id"] = clinician_id
+    v.raise_if_errors()
+    return v.values
+
+
+def _next_client_number(session: Session) -> int:
+    return int(session.scalar(select(func.coalesce(func.max(Client.client_number), 999))) + 1)
+
+
+def create_client(
+    session: Session,
+    *,
+    actor: Actor,
+    first_name: str,
+    last_name: str,
+    dob: date | None,
+    email: str = "",
+    phone_mobile: str = "",
+    clinician_id: int | None = None,
+    status: str = "active",
+    acknowledged_duplicates: tuple[int, ...] = (),
+    now: datetime | None = None,
+) -> NewClient:
+    """Add a client after validation and the duplicate check.
+
+    Raises ``ValidationError`` (field messages) or ``PossibleDuplicates`` when likely matches
+    exist that the user has not seen; pass their ids in ``acknowledged_duplicates`` to save
+    anyway (audited with those client numbers).
+    """
+    require(actor, "client.create")
+    if sees_only_own_clients(actor):
+        clinician_id = actor.clinician_id
+    values = validate_new_client(
+        session,
+        first_name=first_name,
+        last_name=last_name,
+        dob=dob,
+        email=email,
+        phone_mobile=phone_mobile,
+        clinician_id=clinician_id,
+        status=status,
+    )
+    matches = find_duplicates(
+        session,
+        actor=actor,
+        first_name=values["first_name"],
+        last_name=values["last_name"],
+        dob=values["dob"],
+        email=values["email"],
+        phone=values["phone_mobile"],
+    )
+    unseen = [m for m in matches if m.client_id not in set(acknowledged_duplicates)]
+    if unseen:
+        raise PossibleDuplicates(matches)
+    now = now or utcnow()
+    client = Client(
+        client_number=_next_client_number(session),
+        first_name=values["first_name"],
+        last_name=values["last_name"],
+        dob=values["dob"],
+        email=values["email"],
+        email_ok=bool(values["email"]),
+        phone_mobile=values["phone_mobile"],
+        clinician_id=values["clinician_id"],
+        status=values["status"],
+        client_since=now.date(),
+        created_at=now,
+        updated_at=now,
+        updated_by=actor.user_id,
+        version=1,
+        **search_columns(
+            first_name=values["first_name"],
+            last_name=values["last_name"],
+            email=values["email"],
+            phones=(values["phone_mobile"],),
+        ),
+    )
+    session.add(client)
+    session.flush()
+    session.add(
+        ClientStatusChange(
+            client_id=client.id,
+            old_status=None,
+            new_status=client.status,
+            reason="New client",
+            changed_at=now,
+            changed_by=actor.user_id,
+        )
+    )
+    session.add(
+        ClientBalance(
+            client_id=client.id,
+            client_due_cents=0,
+            insurance_pending_cents=0,
+            unapplied_credit_cents=0,
+            total_cents=0,
+            oldest_unpaid_dos=None,
+            updated_at=now,
+        )
+    )
+    detail = ""
+    if matches:
+        detail = "saved despite possible duplicates: " + ", ".join(
+            str(m.client_number) for m in matches
+        )
+    audit.record(
+        session,
+        actor=actor,
+        action="client.create",
+        entity="client",
+        entity_id=client.id,
+        client_id=client.id,
+        after={k: v for k, v in values.items()},
+        detail=detail,
+        at=now,
+    )
+    return NewClient(client_id=client.id, client_number=client.client_number)

@@ -20,7 +20,8 @@ from datetime import date
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from lib.models import ClientBalance, LedgerEntry, OpenCharge
+from lib.models import Client, ClientBalance, LedgerEntry, OpenCharge
+from lib.policy import Actor, require_client_access
 from lib.timeutil import utcnow
 
 
@@ -207,3 +208,72 @@ def stored_balance(session: Session, client_id: int) -> ClientState | None:
         for o in session.scalars(select(OpenCharge).where(OpenCharge.client_id == client_id))
     ]
     return ClientState(open_items=items, unapplied_credit_cents=row.unapplied_credit_cents)
+
+
+KIND_LABELS = {
+    "charge": "Charge",
+    "payment": "Payment",
+    "adjustment": "Adjustment",
+    "refund": "Refund",
+    "reversal": "Reversal",
+}
+
+
+@dataclass(frozen=True)
+class LedgerLine:
+    entry_id: int
+    posted_at: object
+    service_date: date
+    kind: str
+    responsibility: str
+    description: str
+    amount_cents: int  # signed: + raises what is owed, - lowers it
+    running_balance_cents: int
+    reversed: bool
+    reverses_entry_id: int | None
+
+
+def client_ledger(session: Session, *, actor: Actor, client_id: int) -> list[LedgerLine]:
+    """The client's ledger in posting order with a running balance (billing roles only)."""
+    client = session.get(Client, client_id)
+    require_client_access(actor, "balance.view", client.clinician_id if client else None)
+    entries = list(
+        session.scalars(
+            select(LedgerEntry).where(LedgerEntry.client_id == client_id).order_by(LedgerEntry.id)
+        )
+    )
+    by_id = {e.id: e for e in entries}
+    reversed_ids = {e.reverses_entry_id for e in entries if e.kind == "reversal"}
+    running = 0
+    lines = []
+    for e in entries:
+        if e.kind == "reversal":
+            original = by_id[e.reverses_entry_id]
+            signed = -signed_amount(original.kind, original.amount_cents)
+            description = f"Reversal of #{original.id}" + (f": {e.memo}" if e.memo else "")
+        else:
+            signed = signed_amount(e.kind, e.amount_cents)
+            parts = [KIND_LABELS[e.kind], f"({e.responsibility})"]
+            if e.method:
+                parts.append(e.method)
+            if e.reference:
+                parts.append(f"ref {e.reference}")
+            if e.memo:
+                parts.append(f"— {e.memo}")
+            description = " ".join(parts)
+        running += signed
+        lines.append(
+            LedgerLine(
+                entry_id=e.id,
+                posted_at=e.posted_at,
+                service_date=e.service_date,
+                kind=KIND_LABELS[e.kind],
+                responsibility=e.responsibility,
+                description=description,
+                amount_cents=signed,
+                running_balance_cents=running,
+                reversed=e.id in reversed_ids,
+                reverses_entry_id=e.reverses_entry_id,
+            )
+        )
+    return lines

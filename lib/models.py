@@ -145,6 +145,7 @@ class Client(Base):
         Index("ix_clients_clinician_status", "clinician_id", "status"),
         Index("ix_clients_dob", "dob"),
         Index("ix_clients_email_norm", "email_norm"),
+        Index("ix_clients_last_name_key", "last_name_key"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     client_number: Mapped[int] = mapped_column(Integer, unique=True)
@@ -192,11 +193,17 @@ class Client(Base):
     search_name: Mapped[str] = mapped_column(String(400), default="")
     phone_digits: Mapped[str] = mapped_column(String(120), default="")
     email_norm: Mapped[str] = mapped_column(String(254), default="")
-    # Bookkeeping
+    # Soundex of the folded last name, for the duplicate check (Smith ~ Smyth ~ Smithe).
+    last_name_key: Mapped[str] = mapped_column(String(8), default="", server_default="")
+    # Bookkeeping. Each tab saves against its own version (optimistic concurrency, C7);
+    # ``version`` counts every change to the record.
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     version: Mapped[int] = mapped_column(Integer, default=1)
+    personal_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    contact_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    insurance_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class ClientStatusChange(Base):

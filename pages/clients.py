@@ -1,22 +1,26 @@
-"""Clients: search, filter and page through the practice's clients with their balances."""
+"""Clients: search as you type, filter, sort and page through clients with their balances."""
 
 import streamlit as st
 
-from lib import clients
+from lib import aging, clients, payers
 from lib.db import read_session
 from lib.money import format_cents
-from lib.policy import allowed
+from lib.policy import allowed, sees_only_own_clients
 from ui import context
+from ui.export import export_buttons
 from ui.tables import client_list_column_config, client_list_frame
 
-PAGE_SIZE = 50
+PAGE_SIZES = (50, 100, 250, 500)
 SORT_LABELS = {
     "name": "Name",
     "client_number": "Client #",
+    "dob": "Date of birth",
+    "status": "Status",
     "clinician": "Clinician",
     "total": "Total balance",
     "client_due": "Client due",
     "insurance_pending": "Insurance pending",
+    "unapplied_credit": "Unapplied credit",
     "oldest_unpaid": "Oldest unpaid",
 }
 
@@ -27,18 +31,27 @@ def _first_page() -> None:
 
 actor = context.actor()
 engine = context.engine()
-st.title("Clients")
+shows_money = allowed(actor, "balance.view")
+
+title, add = st.columns([4, 1], vertical_alignment="bottom")
+title.title("Clients")
+if allowed(actor, "client.create") and add.button("Add client", icon=":material/person_add:"):
+    st.switch_page("pages/client_new.py")
 
 with read_session(engine) as session:
-    clinicians = clients.clinician_choices(session)
+    clinicians = dict(clients.clinician_choices(session))
+    payer_names = {p.payer_id: p.label for p in payers.list_payers(session)}
 
 query = st.text_input(
     "Search clients",
     key="clients_query",
+    type="search",
+    live=True,
     on_change=_first_page,
+    persist_state="session",
     placeholder="Name, phone, email, date of birth (3/7/1985) or client #",
 )
-f1, f2, f3, f4 = st.columns([2, 2, 1, 2])
+f1, f2, f3, f4 = st.columns(4)
 statuses = f1.multiselect(
     "Status",
     options=list(clients.STATUS_LABELS),
@@ -46,42 +59,76 @@ statuses = f1.multiselect(
     format_func=clients.STATUS_LABELS.get,
     key="clients_status",
     on_change=_first_page,
+    persist_state="session",
 )
-clinician_names = dict(clinicians)
-clinician_id = f2.selectbox(
-    "Clinician",
-    options=[0, *clinician_names],
-    format_func=lambda cid: clinician_names.get(cid, "All clinicians"),
-    key="clients_clinician",
+clinician_id = 0
+if not sees_only_own_clients(actor):
+    clinician_id = f2.selectbox(
+        "Clinician",
+        options=[0, *clinicians],
+        format_func=lambda cid: clinicians.get(cid, "All clinicians"),
+        key="clients_clinician",
+        on_change=_first_page,
+        persist_state="session",
+    )
+payer_id = f3.selectbox(
+    "Payer",
+    options=[0, *payer_names],
+    format_func=lambda pid: payer_names.get(pid, "All payers"),
+    key="clients_payer",
     on_change=_first_page,
+    persist_state="session",
 )
-shows_money = allowed(actor, "balance.view")
-has_balance = (
-    f3.checkbox("Has balance", key="clients_has_balance", on_change=_first_page)
-    if shows_money
-    else False
-)
+bucket_labels = {b.key: f"{b.label} days" for b in aging.buckets()}
+bucket = None
+has_balance = False
+if shows_money:
+    bucket = f4.selectbox(
+        "Aging bucket (unpaid since)",
+        options=[None, *bucket_labels],
+        format_func=lambda k: bucket_labels.get(k, "Any age"),
+        key="clients_bucket",
+        on_change=_first_page,
+        persist_state="session",
+    )
+s1, s2, s3, s4 = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
 sort_options = [k for k in SORT_LABELS if shows_money or k in clients.SORTS]
-s1, s2 = f4.columns([3, 2])
-sort = s1.selectbox("Sort by", sort_options, format_func=SORT_LABELS.get, key="clients_sort")
+sort = s1.selectbox(
+    "Sort by",
+    sort_options,
+    format_func=SORT_LABELS.get,
+    key="clients_sort",
+    on_change=_first_page,
+    persist_state="session",
+)
 descending = s2.toggle("Descending", key="clients_desc", on_change=_first_page)
+if shows_money:
+    has_balance = s3.toggle("Has balance", key="clients_has_balance", on_change=_first_page)
+page_size = s4.selectbox(
+    "Rows per page", PAGE_SIZES, key="clients_page_size", on_change=_first_page
+)
 
 page_number = st.session_state.get("clients_page", 1)
 with read_session(engine) as session:
     result = clients.list_clients(
         session,
         actor=actor,
-        query=query,
+        query=query or "",
         statuses=tuple(statuses),
         clinician_id=clinician_id or None,
+        payer_id=payer_id or None,
         has_balance=has_balance,
+        aging_bucket=bucket,
         sort=sort,
         descending=descending,
-        limit=PAGE_SIZE,
-        offset=(page_number - 1) * PAGE_SIZE,
+        limit=page_size,
+        offset=(page_number - 1) * page_size,
     )
 
-pages = max(1, -(-result.count // PAGE_SIZE))
+pages = max(1, -(-result.count // page_size))
+if page_number > pages:  # the list shrank since the page was chosen
+    _first_page()
+    st.rerun()
 if result.totals is not None:
     m = st.columns(5)
     m[0].metric("Clients", f"{result.count:,}")
@@ -92,14 +139,26 @@ if result.totals is not None:
 else:
     st.metric("Clients", f"{result.count:,}")
 
-st.dataframe(
-    client_list_frame(result),
+frame = client_list_frame(result)
+event = st.dataframe(
+    frame,
     hide_index=True,
     width="stretch",
     column_config=client_list_column_config(result.shows_balances),
     key="clients_table",
+    on_select="rerun",
+    selection_mode="single-row",
 )
+if event.selection.rows:
+    chosen = result.rows[event.selection.rows[0]]
+    st.switch_page("pages/client.py", query_params={"client": str(chosen.client_number)})
+st.caption("Click a row to open the client.")
+
+nav, exports = st.columns([1, 1], vertical_alignment="bottom")
 if pages > 1:
-    st.number_input(
+    nav.number_input(
         f"Page (of {pages:,})", min_value=1, max_value=pages, step=1, key="clients_page"
     )
+if allowed(actor, "client.export"):
+    with exports:
+        export_buttons(frame, name="clients", what="client_list", action="client.export")

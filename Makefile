@@ -1,0 +1,45 @@
+# ClientDesk — two commands: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+CLIENTS ?= 300
+# `make run` serves the demo practice; set CLIENTDESK_DEMO=0 (and a cookie key) for real use.
+export CLIENTDESK_DEMO ?= 1
+
+.PHONY: run test venv migrate seed lint format bench clean-data
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+migrate: venv
+	$(BIN)/python -m lib.cli migrate
+
+seed: migrate
+	@if [ "$(CLIENTDESK_DEMO)" = "1" ]; then \
+		$(BIN)/python -m lib.cli seed-demo --if-empty --clients $(CLIENTS); \
+	fi
+
+run: seed
+	@if [ "$(CLIENTDESK_DEMO)" = "1" ]; then $(BIN)/python -m lib.cli demo-logins; fi
+	@echo "Serving ClientDesk on http://localhost:$(PORT)"
+	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true
+
+test: venv
+	$(BIN)/pytest -n 2 --dist loadgroup -p no:cacheprovider
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: venv
+	$(BIN)/python bench/run.py --clients $(CLIENTS)

@@ -1,0 +1,144 @@
+"""Client record: header (name, number, status, balance, next appointments, actions) and tabs.
+
+The client is chosen by the ``client`` query parameter, so the URL can be shared.
+"""
+
+import streamlit as st
+
+from lib import appointments, clients, insurance, payers
+from lib import client_record as cr
+from lib.db import transaction
+from lib.money import format_cents
+from lib.policy import PermissionDenied, allowed
+from lib.timeutil import local_text
+from ui import client_tabs, client_views, context
+
+OPENED = "cd_client_opened"
+actor = context.actor()
+engine = context.engine()
+tz = context.settings().practice_time_zone
+
+raw = st.query_params.get("client", "")
+if not raw.strip().isdigit():
+    st.title("Client")
+    st.info("Open a client from the Clients list.")
+    st.page_link("pages/clients.py", label="Back to Clients", icon=":material/arrow_back:")
+    st.stop()
+number = int(raw)
+
+try:
+    # Audit an open once per visit, not on every rerun of the page.
+    first_view = st.session_state.get(OPENED) != number
+    with transaction(engine) as session:
+        record = cr.open_record(session, actor=actor, client_number=number, audit_open=first_view)
+        upcoming = appointments.upcoming(session, actor=actor, client_id=record.client_id)
+        insurance_view = insurance.get_insurance(session, actor=actor, client_id=record.client_id)
+        payer_list = payers.list_payers(session)
+        clinician_names = dict(clients.clinician_choices(session))
+    st.session_state[OPENED] = number
+except cr.ClientNotFound as exc:
+    st.error(str(exc))
+    st.page_link("pages/clients.py", label="Back to Clients", icon=":material/arrow_back:")
+    st.stop()
+except PermissionDenied as exc:
+    st.error(str(exc))
+    st.stop()
+
+st.page_link("pages/clients.py", label="Clients", icon=":material/arrow_back:")
+head, money = st.columns([3, 2])
+with head:
+    st.title(f"Client #{record.client_number}")
+    st.text(record.name)  # typed by users: shown literally, never as markdown
+    facts = [f"Status: {record.status_label}"]
+    if record.clinician_name:
+        facts.append(f"Clinician: {record.clinician_name}")
+    if record.age is not None:
+        facts.append(f"Age {record.age}")
+    st.caption(" · ".join(facts))
+with money:
+    if record.balance_cents is not None:
+        m1, m2 = st.columns(2)
+        m1.metric("Balance", format_cents(record.balance_cents))
+        m2.metric("Client due", format_cents(record.client_due_cents))
+        if record.unapplied_credit_cents:
+            st.caption(f"Unapplied credit {format_cents(record.unapplied_credit_cents)}")
+
+
+@st.dialog("Change status")
+def _change_status() -> None:
+    new = st.selectbox(
+        "New status",
+        [s for s in clients.STATUS_LABELS if s != record.status],
+        format_func=clients.STATUS_LABELS.get,
+    )
+    reason = st.text_input("Reason", max_chars=300)
+    if st.button("Change status", type="primary"):
+        try:
+            with transaction(engine) as session:
+                cr.change_status(
+                    session,
+                    actor=actor,
+                    client_id=record.client_id,
+                    new_status=new,
+                    reason=reason,
+                    expected_version=record.versions["personal"],
+                    tz_name=tz,
+                )
+        except (cr.StaleEdit, PermissionDenied) as exc:
+            st.error(str(exc))
+        else:
+            st.session_state.pop(f"tab_personal_{record.client_id}_version", None)
+            st.rerun()
+
+
+actions = st.columns(4)
+if allowed(actor, "client.change_status") and actions[0].button(
+    "Change status", icon=":material/swap_horiz:"
+):
+    _change_status()
+
+st.markdown("**Upcoming appointments**")
+if upcoming:
+    for a in upcoming:
+        st.text(
+            f"{local_text(a.starts_at, tz)} · {a.duration_minutes} min · {a.service} · "
+            f"{a.clinician} · {a.where}"
+        )
+else:
+    st.caption("No upcoming appointments.")
+
+TABS = [
+    ("Personal", None),
+    ("Contact", None),
+    ("Insurance", None),
+    ("Reminders & Portal", None),
+    ("Other Information", "intake.view"),
+    ("Documents", "documents.view"),
+    ("Billing", "balance.view"),
+    ("History", "client.history"),
+]
+visible = [name for name, action in TABS if action is None or allowed(actor, action)]
+tabs = dict(zip(visible, st.tabs(visible), strict=True))
+can_edit = allowed(actor, "client.edit")
+with tabs["Personal"]:
+    client_tabs.personal_tab(record, clinician_names, can_edit)
+with tabs["Contact"]:
+    client_tabs.contact_tab(record, can_edit, is_minor=record.values["client_type"] == "minor")
+with tabs["Insurance"]:
+    client_tabs.insurance_tab(
+        insurance_view, record.client_id, payer_list, allowed(actor, "insurance.edit")
+    )
+with tabs["Reminders & Portal"]:
+    client_views.reminders_portal_tab(record.client_id)
+if "Other Information" in tabs:
+    with tabs["Other Information"]:
+        client_views.other_information_tab(record.client_id)
+if "Documents" in tabs:
+    with tabs["Documents"]:
+        client_views.documents_tab(record.client_id)
+if "Billing" in tabs:
+    with tabs["Billing"]:
+        client_views.billing_tab(record.client_id)
+if "History" in tabs:
+    with tabs["History"]:
+        client_views.history_tab(record.client_id)

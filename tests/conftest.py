@@ -1,0 +1,149 @@
+"""Shared fixtures: a fresh, migrated database per test on SQLite and on PostgreSQL.
+
+Migrations run once per engine per test run into a template (a file for SQLite, a template
+database for PostgreSQL); each test gets a copy, so tests never see each other's rows and the
+append-only tables need no cleaning. PostgreSQL comes from TEST_DATABASE_URL, defaulting to the
+local server; every database this creates is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+
+from lib.db import make_engine, upgrade
+from lib.demo import seed_demo
+
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+DEMO_CLIENTS = 60
+
+
+def _pg_admin_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL") or PG_DEFAULT
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _pg_admin() -> Engine:
+    return create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+
+
+def _pg_url(dbname: str) -> str:
+    return make_url(_pg_admin_url()).set(database=dbname).render_as_string(hide_password=False)
+
+
+class Templates:
+    """Migrated (and optionally demo-seeded) templates, built lazily once per run."""
+
+    def __init__(self, tmp: Path, worker: str):
+        self.tmp = tmp
+        self.worker = worker
+        self.built: dict[tuple[str, bool], str] = {}
+        self.created_pg: list[str] = []
+
+    def template(self, kind: str, demo: bool) -> str:
+        key = (kind, demo)
+        if key not in self.built:
+            name = f"cdtpl_{self.worker}_{'demo' if demo else 'empty'}_{uuid.uuid4().hex[:6]}"
+            if kind == "sqlite":
+                url = f"sqlite:///{self.tmp / (name + '.db')}"
+            else:
+                with _pg_admin().connect() as conn:
+                    conn.execute(text(f'CREATE DATABASE "{name}"'))
+                self.created_pg.append(name)
+                url = _pg_url(name)
+            engine = make_engine(url)
+            upgrade(engine)
+            if demo:
+                seed_demo(engine, clients=DEMO_CLIENTS, seed=7)
+            engine.dispose()
+            self.built[key] = name
+        return self.built[key]
+
+    def copy(self, kind: str, demo: bool) -> str:
+        name = self.template(kind, demo)
+        copy_name = f"cdtest_{self.worker}_{uuid.uuid4().hex[:10]}"
+        if kind == "sqlite":
+            src = self.tmp / (name + ".db")
+            dst = self.tmp / (copy_name + ".db")
+            shutil.copyfile(src, dst)
+            return f"sqlite:///{dst}"
+        with _pg_admin().connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{copy_name}" TEMPLATE "{name}"'))
+        self.created_pg.append(copy_name)
+        return _pg_url(copy_name)
+
+    def drop(self, url: str) -> None:
+        if url.startswith("sqlite"):
+            Path(url.split("///", 1)[1]).unlink(missing_ok=True)
+            return
+        name = make_url(url).database
+        with _pg_admin().connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if name in self.created_pg:
+            self.created_pg.remove(name)
+
+    def cleanup(self) -> None:
+        if not self.created_pg:
+            return
+        with _pg_admin().connect() as conn:
+            for name in reversed(self.created_pg):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory, worker_id) -> Iterator[Templates]:
+    t = Templates(tmp_path_factory.mktemp("db"), worker_id)
+    yield t
+    t.cleanup()
+
+
+@pytest.fixture(scope="session")
+def worker_id(request) -> str:
+    return getattr(request.config, "workerinput", {}).get("workerid", "main")
+
+
+ENGINES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=ENGINES)
+def db_kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db_url(templates, db_kind) -> Iterator[str]:
+    """URL of a fresh, migrated, empty database (one test, one engine)."""
+    url = templates.copy(db_kind, demo=False)
+    yield url
+    templates.drop(url)
+
+
+@pytest.fixture
+def engine(db_url) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def demo_url(templates, db_kind) -> Iterator[str]:
+    """URL of a fresh copy of a small demo practice (60 clients, demo logins)."""
+    url = templates.copy(db_kind, demo=True)
+    yield url
+    templates.drop(url)
+
+
+@pytest.fixture
+def demo_engine(demo_url) -> Iterator[Engine]:
+    eng = make_engine(demo_url)
+    yield eng
+    eng.dispose()

@@ -1,0 +1,94 @@
+"""Small builders for test data. Passwords are hashed once per run (bcrypt cost 12 is slow)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date
+from functools import cache
+
+from sqlalchemy.orm import Session
+
+from lib import auth
+from lib.clients import search_columns
+from lib.models import Client, Clinician
+from lib.policy import CLINICIAN, Actor
+from lib.timeutil import utcnow
+
+PASSWORD = "correct-horse-battery"
+_numbers = itertools.count(50_000)
+
+
+@cache
+def password_hash(password: str = PASSWORD) -> str:
+    return auth.hash_password(password)
+
+
+def make_clinician(session: Session, first: str = "Test", last: str = "Clinician") -> int:
+    clinician = Clinician(
+        first_name=first, last_name=last, credentials="LCSW", email="", active=True
+    )
+    session.add(clinician)
+    session.flush()
+    return clinician.id
+
+
+def make_user(
+    session: Session,
+    role: str,
+    username: str | None = None,
+    *,
+    clinician_id: int | None = None,
+    password: str = PASSWORD,
+) -> Actor:
+    if role == CLINICIAN and clinician_id is None:
+        clinician_id = make_clinician(session)
+    return auth.create_user(
+        session,
+        actor=None,
+        username=username or f"{role.replace('_', '')}{next(_numbers)}",
+        display_name=f"Test {role}",
+        role=role,
+        password=password,
+        clinician_id=clinician_id,
+        password_hash=password_hash(password),
+    )
+
+
+def make_client(
+    session: Session,
+    *,
+    first_name: str = "Jane",
+    last_name: str = "Doe",
+    preferred_name: str = "",
+    dob: date | None = date(1985, 3, 7),
+    email: str = "",
+    phone_mobile: str = "",
+    status: str = "active",
+    clinician_id: int | None = None,
+) -> int:
+    """Insert a client row directly (for tests of code that reads clients)."""
+    now = utcnow()
+    client = Client(
+        client_number=next(_numbers),
+        first_name=first_name,
+        last_name=last_name,
+        preferred_name=preferred_name,
+        dob=dob,
+        email=email,
+        phone_mobile=phone_mobile,
+        status=status,
+        clinician_id=clinician_id,
+        created_at=now,
+        updated_at=now,
+        version=1,
+        **search_columns(
+            first_name=first_name,
+            last_name=last_name,
+            preferred_name=preferred_name,
+            email=email,
+            phones=(phone_mobile,),
+        ),
+    )
+    session.add(client)
+    session.flush()
+    return client.id

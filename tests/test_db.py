@@ -1,0 +1,62 @@
+"""The database layer: pragmas, migrations, append-only tables, refusing an un-migrated schema."""
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from lib.db import DatabaseNotReady, check_ready, make_engine, transaction
+from lib.models import AuditEntry
+from lib.timeutil import utcnow
+
+
+def test_sqlite_connections_have_the_required_pragmas(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10_000
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+    engine.dispose()
+
+
+def test_unmigrated_database_is_refused_with_a_clear_message(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    with pytest.raises(DatabaseNotReady, match="make migrate"):
+        check_ready(engine)
+    engine.dispose()
+
+
+def test_unreachable_database_is_reported_without_a_traceback():
+    engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/nothing")
+    with pytest.raises(DatabaseNotReady, match="cannot be reached"):
+        check_ready(engine)
+
+
+def test_migrated_database_is_ready(engine):
+    check_ready(engine)
+
+
+@pytest.mark.parametrize("table", ["audit_log", "ledger_entries"])
+@pytest.mark.parametrize("statement", ["UPDATE {t} SET id = id", "DELETE FROM {t}"])
+def test_append_only_tables_refuse_update_and_delete(engine, table, statement):
+    with transaction(engine) as session:
+        session.add(
+            AuditEntry(at=utcnow(), actor_username="t", action="x", entity="y", entity_id="1")
+        )
+    if table == "ledger_entries":
+        from tests.factories import make_client
+
+        with transaction(engine) as session:
+            cid = make_client(session)
+            session.execute(
+                text(
+                    "INSERT INTO ledger_entries (client_id, kind, responsibility, amount_cents,"
+                    " service_date, posted_at, method, reference, authorization_code, memo,"
+                    " idempotency_key) VALUES (:c, 'charge', 'client', 100, CURRENT_DATE,"
+                    " CURRENT_TIMESTAMP, '', '', '', '', 'k1')"
+                ),
+                {"c": cid},
+            )
+    with pytest.raises(DBAPIError, match="append-only"):
+        with transaction(engine) as session:
+            session.execute(text(statement.format(t=table)))
