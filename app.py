@@ -26,6 +26,8 @@ PAGES = (
     ("pages/clients.py", "Clients", ":material/group:", "client.view", True),
     ("pages/client.py", "Client", ":material/person:", "client.view", False),
     ("pages/client_new.py", "Add client", ":material/person_add:", "client.create", False),
+    ("pages/balances.py", "Outstanding balances", ":material/bar_chart:", "report.balances", True),
+    ("pages/services.py", "Services", ":material/medical_services:", "settings.manage", True),
     ("pages/payers.py", "Payers", ":material/account_balance:", "settings.manage", True),
     ("pages/account.py", "My account", ":material/person:", None, True),
     ("pages/users.py", "Staff accounts", ":material/admin_panel_settings:", "users.manage", True),

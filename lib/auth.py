@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lib import audit
-from lib.models import User
-from lib.policy import ALL_ROLES, CLINICIAN, Actor, require
+from lib.models import Clinician, User
+from lib.policy import ADMIN, ALL_ROLES, CLINICIAN, Actor, require
 from lib.timeutil import as_utc, utcnow
 
 BCRYPT_ROUNDS = 12
@@ -133,6 +133,9 @@ def create_user(
         raise AuthError("Enter the person's name.", "display_name")
     if role == CLINICIAN and clinician_id is None:
         raise AuthError("A clinician account must be linked to a clinician.", "clinician_id")
+    # Checked here, not left to the foreign key: the CLI takes the id as typed.
+    if clinician_id is not None and session.get(Clinician, clinician_id) is None:
+        raise AuthError(f"There is no clinician with id {clinician_id}.", "clinician_id")
     if _get(session, name) is not None:
         raise AuthError("That username is taken.", "username")
     if password_hash is None:
@@ -276,6 +279,9 @@ def set_role(session: Session, *, actor: Actor, username: str, role: str) -> Non
     user = _require_user(session, username)
     if role == CLINICIAN and user.clinician_id is None:
         raise AuthError("Link the account to a clinician before giving it that role.", "role")
+    if user.role == ADMIN and role != ADMIN and user.active and count_admins(session) <= 1:
+        # Only an admin can manage accounts: demoting the last one would lock everyone out.
+        raise AuthError("This is the only active administrator; make another one first.", "role")
     before = _public(user)
     user.role = role
     user.sessions_valid_after = utcnow()  # new rights take effect at the next sign-in

@@ -109,7 +109,9 @@ def search_condition(query: str):
             options.append(Client.client_number == int(q_digits))
         if len(q_digits) >= 4:
             options.append(Client.phone_digits.like(f"%{q_digits}%"))
-    if "@" in q or ("." in q and " " not in q and as_date is None):
+        if len(q_digits) == 11 and q_digits.startswith("1"):  # +1 617 555 0142
+            options.append(Client.phone_digits.like(f"%{q_digits[1:]}%"))
+    if "@" in q or (" " not in q and as_date is None):  # an email, or the start of one
         options.append(Client.email_norm.like(f"%{_like_escape(q.lower())}%", escape="\\"))
     tokens = [t for t in re.split(r"[\s,]+", fold(q)) if t]
     if tokens and not (phoneish and q_digits) and as_date is None:
@@ -237,7 +239,8 @@ def list_clients(
         sorts.update(BALANCE_SORTS)
     if sort not in sorts:
         raise ValueError(f"unknown sort {sort!r}")
-    order = [c.desc() if descending else c.asc() for c in sorts[sort]]
+    # Empty values (no unpaid charge, no clinician) last in both directions, on both engines.
+    order = [(c.desc() if descending else c.asc()).nulls_last() for c in sorts[sort]]
 
     count_query = select(func.count()).select_from(base.subquery())
     totals = None

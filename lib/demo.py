@@ -382,12 +382,14 @@ def seed_demo(
 ) -> SeedSummary:
     """Load the demo practice into an empty, migrated database."""
     started = datetime.now()
+    # The seeding instant follows ``today`` when one is given: the same seed and day then give
+    # the same practice, and no record (e.g. a status change) is dated after the demo's today.
+    now = utcnow() if today is None else datetime.combine(today, time(23, 0), tzinfo=UTC)
     today = today or date.today()
     rng = random.Random(seed)
     with Session(engine) as session:
         if session.scalar(select(func.count()).select_from(Client)):
             raise DemoAlreadyLoaded("The database already holds clients; the demo was not loaded.")
-    now = utcnow()
     ids = _Ids()
     with engine.begin() as conn:
         session = Session(bind=conn)

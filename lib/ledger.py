@@ -277,3 +277,8 @@ def client_ledger(session: Session, *, actor: Actor, client_id: int) -> list[Led
             )
         )
     return lines
+
+
+def client_state(session: Session, client_id: int) -> ClientState:
+    """A client's balances computed from their ledger now, without writing anything."""
+    return replay(_postings_for(session, client_id))

@@ -11,7 +11,8 @@ from lib.db import transaction
 from lib.money import format_cents
 from lib.policy import PermissionDenied, allowed
 from lib.timeutil import local_text
-from ui import client_tabs, client_views, context
+from ui import appointments as appointment_ui
+from ui import billing, client_form, client_tabs, client_views, context
 
 OPENED = "cd_client_opened"
 actor = context.actor()
@@ -87,15 +88,26 @@ def _change_status() -> None:
         except (cr.StaleEdit, PermissionDenied) as exc:
             st.error(str(exc))
         else:
-            st.session_state.pop(f"tab_personal_{record.client_id}_version", None)
+            client_form.forget("personal", record.client_id)
             st.rerun()
 
 
 actions = st.columns(4)
-if allowed(actor, "client.change_status") and actions[0].button(
+if allowed(actor, "payment.record") and actions[0].button(
+    "Record payment", icon=":material/payments:", key="head_pay"
+):
+    billing.record_payment_dialog(record.client_id)
+if allowed(actor, "appointment.schedule") and actions[1].button(
+    "Schedule appointment", icon=":material/event:", key="head_schedule"
+):
+    appointment_ui.schedule_dialog(record.client_id, record.clinician_id)
+if allowed(actor, "client.change_status") and actions[2].button(
     "Change status", icon=":material/swap_horiz:"
 ):
     _change_status()
+notice = st.session_state.pop(billing.LAST_RECEIPT, None)
+if notice:
+    st.success(notice)
 
 st.markdown("**Upcoming appointments**")
 if upcoming:
@@ -106,6 +118,8 @@ if upcoming:
         )
 else:
     st.caption("No upcoming appointments.")
+with st.expander("All appointments"):
+    appointment_ui.appointment_list(record.client_id, allowed(actor, "appointment.schedule"))
 
 TABS = [
     ("Personal", None),
@@ -138,7 +152,7 @@ if "Documents" in tabs:
         client_views.documents_tab(record.client_id)
 if "Billing" in tabs:
     with tabs["Billing"]:
-        client_views.billing_tab(record.client_id)
+        billing.billing_section(record.client_id)
 if "History" in tabs:
     with tabs["History"]:
         client_views.history_tab(record.client_id)

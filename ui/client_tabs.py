@@ -32,7 +32,7 @@ TIME_ZONES = (
 DOB_MIN = date(1900, 1, 1)
 
 
-def _save(form: TabForm, save_fn) -> None:
+def _save(form: TabForm, save_fn, values: dict) -> None:
     """Run a lib save; show field errors, the stale-edit message with Reload, or success."""
     try:
         with transaction(context.engine()) as session:
@@ -42,8 +42,9 @@ def _save(form: TabForm, save_fn) -> None:
         st.error("Nothing was saved: correct the fields marked above.")
     except cr.StaleEdit as exc:
         st.session_state[f"{form.prefix}stale"] = str(exc)
+        st.rerun()
     else:
-        form.saved(new_version)
+        form.saved(new_version, values)
         st.session_state.pop(f"{form.prefix}stale", None)
         st.toast("Saved.", icon=":material/check:")
         st.rerun()
@@ -57,11 +58,6 @@ def _stale_notice(form: TabForm) -> None:
         if st.button("Reload", key=f"{form.prefix}reload", icon=":material/refresh:"):
             form.reload()
             st.rerun()
-
-
-def _text(form: TabForm, col, field: str, label: str, **kwargs) -> None:
-    col.text_input(label, key=form.key(field), **kwargs)
-    form.error_slot(field, col)
 
 
 def personal_tab(record: cr.ClientRecord, clinicians: dict[int, str], can_edit: bool) -> None:
@@ -78,70 +74,48 @@ def personal_tab(record: cr.ClientRecord, clinicians: dict[int, str], can_edit: 
     _stale_notice(form)
     with st.form(f"{form.prefix}form", border=False):
         c1, c2, c3 = st.columns(3)
-        _text(form, c1, "first_name", "Legal first name", max_chars=80)
-        _text(form, c2, "middle_name", "Middle name", max_chars=80)
-        _text(form, c3, "last_name", "Legal last name", max_chars=80)
+        form.text(c1, "first_name", "Legal first name", max_chars=80)
+        form.text(c2, "middle_name", "Middle name", max_chars=80)
+        form.text(c3, "last_name", "Legal last name", max_chars=80)
         c1, c2, c3 = st.columns(3)
-        _text(form, c1, "preferred_name", "Preferred name", max_chars=80)
-        _text(form, c2, "pronouns", "Pronouns", max_chars=40)
-        c3.date_input(
-            "Date of birth",
-            key=form.key("dob"),
-            min_value=DOB_MIN,
-            max_value=date.today(),
-            format="MM/DD/YYYY",
-        )
-        form.error_slot("dob", c3)
+        form.text(c1, "preferred_name", "Preferred name", max_chars=80)
+        form.text(c2, "pronouns", "Pronouns", max_chars=40)
+        form.date(c3, "dob", "Date of birth", min_value=DOB_MIN, max_value=date.today())
         c1, c2, c3 = st.columns(3)
-        c1.selectbox(
-            "Sex (as on insurance)",
-            ["", *cr.SEXES],
-            key=form.key("sex"),
-            format_func=cr.SEX_LABELS.get,
+        form.select(
+            c1, "sex", "Sex (as on insurance)", ["", *cr.SEXES], format_func=cr.SEX_LABELS.get
         )
-        form.error_slot("sex", c1)
-        _text(form, c2, "gender_identity", "Gender identity", max_chars=60)
-        c3.selectbox(
+        form.text(c2, "gender_identity", "Gender identity", max_chars=60)
+        form.select(
+            c3,
+            "marital_status",
             "Marital status",
             ["", *cr.MARITAL_STATUSES],
-            key=form.key("marital_status"),
             format_func=lambda v: v or "—",
         )
-        form.error_slot("marital_status", c3)
         c1, c2, c3 = st.columns(3)
-        c1.selectbox(
-            "Client type",
-            clients.CLIENT_TYPES,
-            key=form.key("client_type"),
-            format_func=str.capitalize,
+        form.select(
+            c1, "client_type", "Client type", list(clients.CLIENT_TYPES), format_func=str.capitalize
         )
-        form.error_slot("client_type", c1)
-        c2.selectbox(
+        form.select(
+            c2,
+            "status",
             "Status",
             list(clients.STATUS_LABELS),
-            key=form.key("status"),
             format_func=clients.STATUS_LABELS.get,
         )
-        form.error_slot("status", c2)
-        _text(form, c3, "status_reason", "Reason for a status change", max_chars=300)
+        form.text(c3, "status_reason", "Reason for a status change", max_chars=300)
         c1, c2, c3 = st.columns(3)
-        c1.selectbox(
+        form.select(
+            c1,
+            "clinician_id",
             "Assigned clinician",
             [0, *clinicians],
-            key=form.key("clinician_id"),
             format_func=lambda c: clinicians.get(c, "Not assigned"),
         )
-        form.error_slot("clinician_id", c1)
-        c2.date_input(
-            "Client since",
-            key=form.key("client_since"),
-            min_value=DOB_MIN,
-            max_value=date.today(),
-            format="MM/DD/YYYY",
-        )
-        form.error_slot("client_since", c2)
-        _text(form, c3, "referral_source", "Referral source", max_chars=120)
-        _text(form, st, "language", "Preferred language", max_chars=40)
+        form.date(c2, "client_since", "Client since", min_value=DOB_MIN, max_value=date.today())
+        form.text(c3, "referral_source", "Referral source", max_chars=120)
+        form.text(st, "language", "Preferred language", max_chars=40)
         submitted = st.form_submit_button(
             "Save personal details", disabled=not can_edit, type="primary"
         )
@@ -160,6 +134,7 @@ def personal_tab(record: cr.ClientRecord, clinicians: dict[int, str], can_edit: 
                 status_reason=form.value("status_reason") or "",
                 tz_name=context.settings().practice_time_zone,
             ),
+            {**values, "clinician_id": values["clinician_id"] or 0, "status_reason": ""},
         )
 
 
@@ -174,50 +149,48 @@ def contact_tab(record: cr.ClientRecord, can_edit: bool, is_minor: bool) -> None
     with st.form(f"{form.prefix}form", border=False):
         st.markdown("**Address**")
         c1, c2 = st.columns(2)
-        _text(form, c1, "address_line1", "Address line 1", max_chars=120)
-        _text(form, c2, "address_line2", "Address line 2", max_chars=120)
+        form.text(c1, "address_line1", "Address line 1")
+        form.text(c2, "address_line2", "Address line 2")
         c1, c2, c3 = st.columns([3, 1, 2])
-        _text(form, c1, "city", "City", max_chars=80)
-        _text(form, c2, "state", "State", max_chars=2)
-        _text(form, c3, "zip_code", "ZIP code", max_chars=10)
+        form.text(c1, "city", "City", max_chars=80)
+        form.text(c2, "state", "State", max_chars=2)
+        form.text(c3, "zip_code", "ZIP code", max_chars=10)
         st.markdown("**Phone and email**")
         c1, c2, c3 = st.columns(3)
-        _text(form, c1, "phone_mobile", "Mobile phone", max_chars=30)
-        _text(form, c2, "phone_home", "Home phone", max_chars=30)
-        _text(form, c3, "phone_work", "Work phone", max_chars=30)
+        form.text(c1, "phone_mobile", "Mobile phone", max_chars=30)
+        form.text(c2, "phone_home", "Home phone", max_chars=30)
+        form.text(c3, "phone_work", "Work phone", max_chars=30)
         c1, c2, c3 = st.columns(3)
-        c1.radio(
+        form.radio(
+            c1,
+            "preferred_phone",
             "Preferred phone",
-            cr.PHONE_KINDS,
-            key=form.key("preferred_phone"),
+            list(cr.PHONE_KINDS),
             horizontal=True,
             format_func=str.capitalize,
         )
-        form.error_slot("preferred_phone", c1)
-        c2.checkbox("Text messages OK", key=form.key("text_ok"))
-        form.error_slot("text_ok", c2)
-        c3.checkbox("Voicemail OK", key=form.key("voicemail_ok"))
+        form.check(c2, "text_ok", "Text messages OK")
+        form.check(c3, "voicemail_ok", "Voicemail OK")
         c1, c2 = st.columns([2, 1])
-        _text(form, c1, "email", "Email", max_chars=254)
-        c2.checkbox("Email OK (consent)", key=form.key("email_ok"))
-        form.error_slot("email_ok", c2)
+        form.text(c1, "email", "Email", max_chars=254)
+        form.check(c2, "email_ok", "Email OK (consent)")
         st.markdown("**Emergency contact**")
         c1, c2, c3 = st.columns(3)
-        _text(form, c1, "emergency_name", "Name", max_chars=120)
-        _text(form, c2, "emergency_relationship", "Relationship", max_chars=40)
-        _text(form, c3, "emergency_phone", "Phone", max_chars=30)
+        form.text(c1, "emergency_name", "Name")
+        form.text(c2, "emergency_relationship", "Relationship", max_chars=40)
+        form.text(c3, "emergency_phone", "Phone", max_chars=30)
         st.markdown("**Guardian**" + (" (this client is a minor)" if is_minor else ""))
         c1, c2, c3 = st.columns(3)
-        _text(form, c1, "guardian_name", "Guardian name", max_chars=120)
-        _text(form, c2, "guardian_relationship", "Relationship", max_chars=40)
-        _text(form, c3, "guardian_phone", "Guardian phone", max_chars=30)
-        st.selectbox(
+        form.text(c1, "guardian_name", "Guardian name")
+        form.text(c2, "guardian_relationship", "Relationship", max_chars=40)
+        form.text(c3, "guardian_phone", "Guardian phone", max_chars=30)
+        form.select(
+            st,
+            "time_zone",
             "Time zone",
-            TIME_ZONES,
-            key=form.key("time_zone"),
+            list(TIME_ZONES),
             format_func=lambda z: z or "Practice time zone",
         )
-        form.error_slot("time_zone")
         submitted = st.form_submit_button(
             "Save contact details", disabled=not can_edit, type="primary"
         )
@@ -234,6 +207,7 @@ def contact_tab(record: cr.ClientRecord, can_edit: bool, is_minor: bool) -> None
                 expected_version=form.version,
                 tz_name=context.settings().practice_time_zone,
             ),
+            values,
         )
 
 
@@ -285,39 +259,35 @@ def insurance_tab(
             return "Other — not in the payer list (type the name)"
         return payer_labels.get(pid, "Choose a payer…")
 
-    st.radio(
+    # Outside the form: choosing self-pay/insurance and the number of coverages redraws it.
+    form.radio(
+        st,
+        "billing_type",
         "Billing",
         list(insurance.BILLING_TYPES),
-        key=form.key("billing_type"),
         format_func=insurance.BILLING_TYPES.get,
         horizontal=True,
     )
-    if form.value("billing_type") == "insurance":
-        count = form.value("count")
+    insured = form.value("billing_type") == "insurance"
+    count = form.default("count")
+    if insured:
         b1, b2, _ = st.columns([1, 1, 3])
         if count < insurance.MAX_COVERAGES and b1.button("Add a coverage", disabled=not can_edit):
-            st.session_state[form.key("count")] = count + 1
+            form.set_default("count", count + 1)
             st.rerun()
         if count > 1 and b2.button("Remove the last coverage", disabled=not can_edit):
-            st.session_state[form.key("count")] = count - 1
+            form.set_default("count", count - 1)
             st.rerun()
     with st.form(f"{form.prefix}form", border=False):
-        form.error_slot("billing_type")
         form.error_slot("coverages")
-        if form.value("billing_type") == "insurance":
-            for i in range(1, form.value("count") + 1):
+        if insured:
+            for i in range(1, count + 1):
                 p = f"coverage_{i}."
                 st.markdown(f"**{insurance.RANK_LABELS[i]} coverage**")
                 c1, c2 = st.columns([2, 1])
-                c1.selectbox(
-                    "Payer", payer_options, key=form.key(f"{i}_payer"), format_func=payer_label
-                )
+                form.select(c1, f"{i}_payer", "Payer", payer_options, format_func=payer_label)
                 form.error_slot(p + "payer_id", c1)
-                c2.text_input(
-                    "Payer name (if not in the list)",
-                    key=form.key(f"{i}_payer_name"),
-                    max_chars=120,
-                )
+                form.text(c2, f"{i}_payer_name", "Payer name (if not in the list)")
                 form.error_slot(p + "payer_name", c2)
                 c1, c2, c3, c4 = st.columns(4)
                 for col, fld, label in (
@@ -325,89 +295,84 @@ def insurance_tab(
                     (c2, "member_id", "Member ID"),
                     (c3, "group_number", "Group number"),
                 ):
-                    col.text_input(label, key=form.key(f"{i}_{fld}"), max_chars=40)
+                    form.text(col, f"{i}_{fld}", label, max_chars=40)
                     form.error_slot(p + fld, col)
-                c4.text_input("Copay ($)", key=form.key(f"{i}_copay"), max_chars=10)
+                form.text(c4, f"{i}_copay", "Copay ($)", max_chars=10)
                 form.error_slot(p + "copay_cents", c4)
                 c1, c2, c3 = st.columns(3)
-                c1.selectbox(
+                form.select(
+                    c1,
+                    f"{i}_subscriber_relationship",
                     "Subscriber",
-                    insurance.RELATIONSHIPS,
-                    key=form.key(f"{i}_subscriber_relationship"),
+                    list(insurance.RELATIONSHIPS),
                     format_func=lambda r: "Client (self)" if r == "self" else r.title(),
                 )
                 form.error_slot(p + "subscriber_relationship", c1)
-                c2.text_input(
-                    "Subscriber name", key=form.key(f"{i}_subscriber_name"), max_chars=120
-                )
+                form.text(c2, f"{i}_subscriber_name", "Subscriber name")
                 form.error_slot(p + "subscriber_name", c2)
-                c3.date_input(
+                form.date(
+                    c3,
+                    f"{i}_subscriber_dob",
                     "Subscriber date of birth",
-                    key=form.key(f"{i}_subscriber_dob"),
                     min_value=DOB_MIN,
                     max_value=date.today(),
-                    format="MM/DD/YYYY",
                 )
                 form.error_slot(p + "subscriber_dob", c3)
                 c1, c2 = st.columns(2)
-                c1.date_input(
-                    "Coverage start",
-                    key=form.key(f"{i}_start_date"),
-                    min_value=DOB_MIN,
-                    format="MM/DD/YYYY",
-                )
-                c2.date_input(
-                    "Coverage end",
-                    key=form.key(f"{i}_end_date"),
-                    min_value=DOB_MIN,
-                    format="MM/DD/YYYY",
-                )
+                form.date(c1, f"{i}_start_date", "Coverage start", min_value=DOB_MIN)
+                form.date(c2, f"{i}_end_date", "Coverage end", min_value=DOB_MIN)
                 form.error_slot(p + "end_date", c2)
         else:
             st.caption("Self-pay: the client is responsible for every charge.")
         submitted = st.form_submit_button("Save insurance", disabled=not can_edit, type="primary")
-    if submitted:
-        coverages, copay_errors = [], {}
-        if form.value("billing_type") == "insurance":
-            for i in range(1, form.value("count") + 1):
-                try:
-                    copay = parse_amount(form.value(f"{i}_copay") or "0", allow_zero=True)
-                except MoneyError as exc:
-                    copay_errors[f"coverage_{i}.copay_cents"] = str(exc)
-                    copay = 0
-                payer = form.value(f"{i}_payer")
-                coverages.append(
-                    insurance.CoverageInput(
-                        coverage_id=form.value(f"{i}_id"),
-                        payer_id=payer if payer not in (0, OTHER_PAYER) else None,
-                        payer_name=(form.value(f"{i}_payer_name") or "")
-                        if payer == OTHER_PAYER
-                        else "",
-                        plan_name=form.value(f"{i}_plan_name") or "",
-                        member_id=form.value(f"{i}_member_id") or "",
-                        group_number=form.value(f"{i}_group_number") or "",
-                        subscriber_relationship=form.value(f"{i}_subscriber_relationship")
-                        or "self",
-                        subscriber_name=form.value(f"{i}_subscriber_name") or "",
-                        subscriber_dob=form.value(f"{i}_subscriber_dob"),
-                        start_date=form.value(f"{i}_start_date"),
-                        end_date=form.value(f"{i}_end_date"),
-                        copay_cents=copay,
-                    )
+    if not submitted:
+        return
+    coverages, copay_errors = [], {}
+    if insured:
+        for i in range(1, count + 1):
+            try:
+                copay = parse_amount(form.value(f"{i}_copay") or "0", allow_zero=True)
+            except MoneyError as exc:
+                copay_errors[f"coverage_{i}.copay_cents"] = str(exc)
+                copay = 0
+            payer = form.value(f"{i}_payer")
+            coverages.append(
+                insurance.CoverageInput(
+                    coverage_id=form.default(f"{i}_id"),
+                    payer_id=payer if payer not in (0, OTHER_PAYER) else None,
+                    payer_name=(form.value(f"{i}_payer_name") or "")
+                    if payer == OTHER_PAYER
+                    else "",
+                    plan_name=form.value(f"{i}_plan_name") or "",
+                    member_id=form.value(f"{i}_member_id") or "",
+                    group_number=form.value(f"{i}_group_number") or "",
+                    subscriber_relationship=form.value(f"{i}_subscriber_relationship") or "self",
+                    subscriber_name=form.value(f"{i}_subscriber_name") or "",
+                    subscriber_dob=form.value(f"{i}_subscriber_dob"),
+                    start_date=form.value(f"{i}_start_date"),
+                    end_date=form.value(f"{i}_end_date"),
+                    copay_cents=copay,
                 )
-        if copay_errors:
-            form.show_errors(copay_errors)
-            st.error("Nothing was saved: correct the fields marked above.")
-            return
-        _save(
-            form,
-            lambda s: insurance.save_insurance(
-                s,
-                actor=context.actor(),
-                client_id=client_id,
-                billing_type=form.value("billing_type"),
-                coverages=coverages,
-                expected_version=form.version,
-                tz_name=context.settings().practice_time_zone,
-            ),
+            )
+    if copay_errors:
+        form.show_errors(copay_errors)
+        st.error("Nothing was saved: correct the fields marked above.")
+        return
+    billing_type = form.value("billing_type")
+
+    def save(session):
+        new_version = insurance.save_insurance(
+            session,
+            actor=context.actor(),
+            client_id=client_id,
+            billing_type=billing_type,
+            coverages=coverages,
+            expected_version=form.version,
+            tz_name=context.settings().practice_time_zone,
         )
+        fresh = insurance.get_insurance(session, actor=context.actor(), client_id=client_id)
+        saved_values.update(_coverage_values(fresh))
+        return new_version
+
+    saved_values: dict = {}
+    _save(form, save, saved_values)

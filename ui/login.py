@@ -7,6 +7,7 @@ unless ``lib.auth.cookie_login_allowed`` says the account still accepts it.
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -40,6 +41,12 @@ def _cookie_key(s: Settings) -> str:
 
         return cookie_key_for(replace(s, cookie_key=str(secret)))
     return cookie_key_for(s)
+
+
+@st.cache_resource(show_spinner=False)
+def _decoy_hash() -> str:
+    """A hash of the same bcrypt cost as real ones, that no password matches in practice."""
+    return auth.hash_password(secrets.token_urlsafe(32))
 
 
 def _cookie_issued_at(token: str, key: str, max_hours: int) -> tuple[str, datetime] | None:
@@ -138,6 +145,9 @@ def signed_in_actor(s: Settings):
             else:
                 st.error(GENERIC_FAILURE)
         elif st.session_state.get("authentication_status") is False:
+            # An unknown or disabled username skips bcrypt inside the library: spend the same
+            # time here, so the response time does not tell which usernames exist.
+            auth.check_password(secrets.token_urlsafe(16), _decoy_hash())
             st.error(GENERIC_FAILURE)
         if not st.session_state.get("authentication_status"):
             if s.demo_mode:

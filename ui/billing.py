@@ -1,0 +1,253 @@
+"""Billing on the client record: the ledger with running balance, and the posting dialogs.
+
+Each dialog takes an idempotency key when it opens, so a double-click posts once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import streamlit as st
+
+from lib import payers, postings, statements
+from lib.db import read_session, transaction
+from lib.money import MoneyError, format_cents, parse_amount
+from lib.policy import PermissionDenied, allowed
+from lib.validation import ValidationError
+from ui import context
+from ui.client_views import billing_tab
+
+PAYMENT_DIALOG = "cd_payment_dialog_key"
+LAST_RECEIPT = "cd_last_payment"
+
+
+def _key(name: str) -> str:
+    """The idempotency key of the dialog currently open (new one per opening)."""
+    if name not in st.session_state:
+        st.session_state[name] = uuid.uuid4().hex
+    return st.session_state[name]
+
+
+def _show_errors(errors: dict[str, str], slots: dict) -> None:
+    for field, message in errors.items():
+        slots.get(field, st).error(message)
+
+
+@st.dialog("Record payment")
+def record_payment_dialog(client_id: int) -> None:
+    key = _key(PAYMENT_DIALOG)
+    with read_session(context.engine()) as session:
+        payer_rows = payers.list_payers(session)
+    payer_names = {p.payer_id: p.label for p in payer_rows}
+    amount_text = st.text_input("Amount", placeholder="125.00", key="pay_amount")
+    slots = {"amount": st.empty()}
+    c1, c2 = st.columns(2)
+    paid_by = c1.radio(
+        "Paid by",
+        list(postings.PAYER_LABELS),
+        format_func=postings.PAYER_LABELS.get,
+        horizontal=True,
+        key="pay_by",
+    )
+    method = c2.selectbox(
+        "Method",
+        list(postings.METHOD_LABELS),
+        format_func=postings.METHOD_LABELS.get,
+        key="pay_method",
+    )
+    slots["method"] = c2.empty()
+    payer_id = None
+    if paid_by == "insurance":
+        payer_id = st.selectbox(
+            "Payer", list(payer_names), format_func=payer_names.get, key="pay_payer"
+        )
+        slots["payer_id"] = st.empty()
+    c1, c2 = st.columns(2)
+    reference = c1.text_input(
+        "Reference",
+        key="pay_reference",
+        max_chars=60,
+        help="Check number, or the card's last 4 digits. Never a full card number.",
+    )
+    slots["reference"] = c1.empty()
+    auth_code = c2.text_input("Authorization code", key="pay_auth", max_chars=40)
+    slots["authorization_code"] = c2.empty()
+    received = st.date_input(
+        "Received on",
+        value=date.today(),
+        max_value=date.today(),
+        format="MM/DD/YYYY",
+        key="pay_received",
+    )
+    slots["received_on"] = st.empty()
+    memo = st.text_input("Receipt note (optional)", key="pay_memo", max_chars=300)
+    if st.button("Record payment", type="primary", key="pay_submit"):
+        try:
+            cents = parse_amount(amount_text)
+        except MoneyError as exc:
+            slots["amount"].error(str(exc))
+            return
+        try:
+            with transaction(context.engine()) as session:
+                result = postings.record_payment(
+                    session,
+                    actor=context.actor(),
+                    client_id=client_id,
+                    amount_cents=cents,
+                    method=method,
+                    idempotency_key=key,
+                    paid_by=paid_by,
+                    reference=reference,
+                    authorization_code=auth_code,
+                    memo=memo,
+                    received_on=received,
+                    payer_id=payer_id,
+                )
+        except ValidationError as exc:
+            _show_errors(exc.errors, slots)
+            return
+        except (postings.PostingError, PermissionDenied) as exc:
+            st.error(str(exc))
+            return
+        for k in [k for k in st.session_state if str(k).startswith("pay_")]:
+            del st.session_state[k]
+        del st.session_state[PAYMENT_DIALOG]
+        st.session_state[LAST_RECEIPT] = (
+            f"Payment of {format_cents(result.amount_cents)} recorded. "
+            f"Balance now {format_cents(result.total_cents)}."
+        )
+        st.rerun()
+
+
+def corrections(client_id: int) -> None:
+    """Adjustments, refunds and reversals (billing roles). Corrections never edit the ledger:
+    each is a new entry."""
+    with st.expander("Adjustment, refund or reversal"):
+        kind = st.radio(
+            "What",
+            ["adjustment", "refund", "reversal"],
+            horizontal=True,
+            format_func=str.capitalize,
+            key=f"corr_kind_{client_id}",
+        )
+        key_name = f"cd_corr_key_{client_id}_{kind}"
+        key = _key(key_name)
+        slots: dict = {}
+        post = None
+        if kind in ("adjustment", "refund"):
+            text = st.text_input("Amount", key=f"corr_amt_{client_id}")
+            slots["amount"] = st.empty()
+        if kind == "adjustment":
+            side = st.radio(
+                "Lowers what is owed by",
+                ["insurance", "client"],
+                format_func=postings.PAYER_LABELS.get,
+                horizontal=True,
+                key=f"corr_side_{client_id}",
+            )
+            memo = st.text_input("Reason", key=f"corr_memo_{client_id}", max_chars=300)
+            slots["memo"] = st.empty()
+            if st.button("Post adjustment", key=f"corr_go_{client_id}"):
+
+                def post(session):
+                    return postings.post_adjustment(
+                        session,
+                        actor=context.actor(),
+                        client_id=client_id,
+                        amount_cents=parse_amount(text),
+                        responsibility=side,
+                        memo=memo,
+                        idempotency_key=key,
+                    )
+        elif kind == "refund":
+            method = st.selectbox(
+                "Refunded by",
+                list(postings.METHOD_LABELS),
+                format_func=postings.METHOD_LABELS.get,
+                key=f"corr_method_{client_id}",
+            )
+            reference = st.text_input("Reference", max_chars=60, key=f"corr_ref_{client_id}")
+            slots["reference"] = st.empty()
+            if st.button("Post refund", key=f"corr_go_{client_id}"):
+
+                def post(session):
+                    return postings.post_refund(
+                        session,
+                        actor=context.actor(),
+                        client_id=client_id,
+                        amount_cents=parse_amount(text),
+                        method=method,
+                        reference=reference,
+                        idempotency_key=key,
+                    )
+        else:
+            entry = st.number_input(
+                "Ledger entry # to reverse", min_value=1, step=1, key=f"corr_entry_{client_id}"
+            )
+            reason = st.text_input("Reason", key=f"corr_reason_{client_id}", max_chars=300)
+            slots["reason"] = st.empty()
+            if st.button("Post reversal", key=f"corr_go_{client_id}"):
+
+                def post(session):
+                    return postings.reverse_entry(
+                        session,
+                        actor=context.actor(),
+                        entry_id=int(entry),
+                        reason=reason,
+                        idempotency_key=key,
+                        client_id=client_id,
+                    )
+
+        if post is None:
+            return
+        try:
+            with transaction(context.engine()) as session:
+                post(session)
+        except MoneyError as exc:
+            slots["amount"].error(str(exc))
+        except ValidationError as exc:
+            _show_errors(exc.errors, slots)
+        except (postings.PostingError, PermissionDenied) as exc:
+            st.error(str(exc))
+        else:
+            _done(key_name, f"{kind.capitalize()} posted.")
+
+
+def _done(key_name: str, message: str) -> None:
+    st.session_state.pop(key_name, None)
+    st.session_state[LAST_RECEIPT] = message
+    st.rerun()
+
+
+def billing_section(client_id: int) -> None:
+    """The Billing tab: actions for the role, and the ledger (messages show in the header)."""
+    actor = context.actor()
+    c1, c2, _ = st.columns([1, 1, 2])
+    if allowed(actor, "payment.record") and c1.button(
+        "Record payment", key="billing_pay", icon=":material/payments:"
+    ):
+        record_payment_dialog(client_id)
+    if allowed(actor, "statement.create") and c2.button(
+        "Statement (PDF)", key="billing_stmt", icon=":material/description:"
+    ):
+        with transaction(context.engine()) as session:
+            pdf, name = statements.create_statements(
+                session,
+                actor=actor,
+                client_ids=[client_id],
+                data_dir=context.settings().data_dir,
+            )
+        st.session_state["cd_statement_pdf"] = (pdf, name)
+    ready = st.session_state.get("cd_statement_pdf")
+    if ready:
+        st.download_button(
+            "Download the statement",
+            data=ready[0],
+            file_name=ready[1],
+            mime="application/pdf",
+            key="billing_stmt_dl",
+        )
+    if allowed(actor, "ledger.adjust"):
+        corrections(client_id)
+    billing_tab(client_id)
