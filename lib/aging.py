@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import pairwise
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from lib.models import Client, ClientBalance, Clinician, OpenCharge, Payer
+from lib import client_totals
+from lib.models import Client, Clinician, OpenCharge, Payer
 from lib.policy import Actor, require
 
 DEFAULT_EDGES = (30, 60, 90, 120)
@@ -98,13 +99,13 @@ class AgingReport:
         return totals
 
 
-def _bucket_case(as_of: date, bucket_list: list[Bucket]):
-    whens = []
+def bucket_for(age: timedelta, bucket_list: list[Bucket]) -> str:
+    """The key of the bucket a charge of this age (as-of date minus date of service) is in."""
+    days = age.days
     for b in bucket_list:
-        oldest, _newest = b.date_range(as_of)
-        if oldest is not None:
-            whens.append((OpenCharge.service_date >= oldest, b.key))
-    return case(*whens, else_=bucket_list[-1].key)
+        if b.max_days is None or days <= b.max_days:
+            return b.key
+    return bucket_list[-1].key
 
 
 def report(
@@ -124,28 +125,37 @@ def report(
     require(actor, "report.balances")
     as_of = as_of or date.today()
     bucket_list = buckets(edges)
-    bucket = _bucket_case(as_of, bucket_list).label("bucket")
     conditions = [OpenCharge.service_date <= as_of]
     if clinician_id is not None:
         conditions.append(OpenCharge.clinician_id == clinician_id)
     if payer_id is not None:
         conditions.append(OpenCharge.payer_id == payer_id)
-    grouped = session.execute(
+    # Grouped by day in SQL (served by the covering index), bucketed here: a few thousand rows.
+    by_day = session.execute(
         select(
             OpenCharge.responsibility,
             OpenCharge.clinician_id,
             OpenCharge.payer_id,
-            bucket,
+            OpenCharge.service_date,
             func.sum(OpenCharge.open_cents),
         )
         .where(*conditions)
-        .group_by(OpenCharge.responsibility, OpenCharge.clinician_id, OpenCharge.payer_id, bucket)
+        .group_by(
+            OpenCharge.responsibility,
+            OpenCharge.clinician_id,
+            OpenCharge.payer_id,
+            OpenCharge.service_date,
+        )
     ).all()
+    grouped = [
+        (responsibility, clin, payer, bucket_for(as_of - day, bucket_list), cents)
+        for responsibility, clin, payer, day, cents in by_day
+    ]
     clinicians = {c.id: f"{c.first_name} {c.last_name}" for c in session.scalars(select(Clinician))}
     payers = {p.id: p.name for p in session.scalars(select(Payer))}
     credit = 0
     if clinician_id is None and payer_id is None:
-        credit = int(session.scalar(select(func.sum(ClientBalance.unapplied_credit_cents))) or 0)
+        credit = client_totals.practice_credit(session)
 
     def rows(key_of, label_of) -> list[AgingRow]:
         table: dict[object, dict[str, int]] = {}

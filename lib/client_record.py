@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from lib import audit
+from lib import audit, client_totals
 from lib.clients import (
     CLIENT_TYPES,
     STATUS_LABELS,
@@ -26,7 +26,6 @@ from lib.clients import (
 from lib.models import (
     AuditEntry,
     Client,
-    ClientBalance,
     ClientStatusChange,
     Clinician,
     User,
@@ -154,10 +153,9 @@ def open_record(
     balance = None
     due = credit = None
     if allowed(actor, "balance.view"):
-        row = session.get(ClientBalance, client.id)
-        balance = row.total_cents if row else 0
-        due = row.client_due_cents if row else 0
-        credit = row.unapplied_credit_cents if row else 0
+        balance = client.total_cents
+        due = client.client_due_cents
+        credit = client.unapplied_credit_cents
     if audit_open:
         audit.record(
             session,
@@ -315,7 +313,8 @@ def save_section(
     """
     if section not in ("personal", "contact"):
         raise ValueError(f"unknown section {section!r}")
-    client = session.get(Client, client_id)
+    # Locked, so a payment posted meanwhile cannot change the balances moved below.
+    client = session.scalar(select(Client).where(Client.id == client_id).with_for_update())
     if client is None:
         raise ClientNotFound("There is no client with that number.")
     require_client_access(actor, "client.edit", client.clinician_id)
@@ -364,6 +363,13 @@ def save_section(
     )
     if result.rowcount != 1:
         raise StaleEdit(*last_change(session, client_id, section), tz_name)
+    if "status" in new_v or "clinician_id" in new_v:
+        client_totals.move(
+            session,
+            old=(before["status"], before["clinician_id"]),
+            new=(after["status"], after["clinician_id"]),
+            balances={k: getattr(client, k) for k in client_totals.SUMS},
+        )
     session.expire(client)
     audit.record(
         session,

@@ -11,10 +11,9 @@ import jellyfish
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from lib import aging, audit
+from lib import aging, audit, client_totals
 from lib.models import (
     Client,
-    ClientBalance,
     ClientStatusChange,
     Clinician,
     Coverage,
@@ -161,12 +160,13 @@ SORTS = {
     "clinician": (Clinician.last_name, Client.last_name, Client.id),
     "dob": (Client.dob, Client.id),
 }
+NULLABLE_SORTS = {"dob", "clinician", "oldest_unpaid"}  # their first column can be empty
 BALANCE_SORTS = {
-    "client_due": (ClientBalance.client_due_cents, Client.id),
-    "insurance_pending": (ClientBalance.insurance_pending_cents, Client.id),
-    "unapplied_credit": (ClientBalance.unapplied_credit_cents, Client.id),
-    "total": (ClientBalance.total_cents, Client.id),
-    "oldest_unpaid": (ClientBalance.oldest_unpaid_dos, Client.id),
+    "client_due": (Client.client_due_cents, Client.id),
+    "insurance_pending": (Client.insurance_pending_cents, Client.id),
+    "unapplied_credit": (Client.unapplied_credit_cents, Client.id),
+    "total": (Client.total_cents, Client.id),
+    "oldest_unpaid": (Client.oldest_unpaid_dos, Client.id),
 }
 
 
@@ -216,7 +216,7 @@ def list_clients(
     if (has_balance or aging_bucket) and not shows_balances:
         require(actor, "balance.view")
     if has_balance:
-        conditions.append(ClientBalance.total_cents != 0)
+        conditions.append(Client.total_cents != 0)
     if aging_bucket:
         oldest, newest = aging.bucket_by_key(aging_bucket).date_range(as_of or date.today())
         in_bucket = [OpenCharge.client_id == Client.id, OpenCharge.service_date <= newest]
@@ -225,42 +225,50 @@ def list_clients(
         conditions.append(exists().where(*in_bucket))
     matched = search_condition(query)
     if matched is not None:
-        conditions.append(matched)
+        # Find the matching ids first (an index-only scan of ix_clients_search), then read
+        # just those rows; one query over all columns makes the planner scan the wide rows.
+        conditions = [Client.id.in_(select(Client.id).where(*conditions, matched))]
 
-    base = (
-        select(Client.id)
-        .select_from(Client)
-        .outerjoin(ClientBalance, ClientBalance.client_id == Client.id)
-        .outerjoin(Clinician, Clinician.id == Client.clinician_id)
-        .where(*conditions)
-    )
     sorts = dict(SORTS)
     if shows_balances:
         sorts.update(BALANCE_SORTS)
     if sort not in sorts:
         raise ValueError(f"unknown sort {sort!r}")
-    # Empty values (no unpaid charge, no clinician) last in both directions, on both engines.
-    order = [(c.desc() if descending else c.asc()).nulls_last() for c in sorts[sort]]
+    # Empty values (no unpaid charge, no clinician) last in both directions, on both engines;
+    # columns that are never empty keep a plain ORDER BY so their index serves it.
+    order = [c.desc() if descending else c.asc() for c in sorts[sort]]
+    if sort in NULLABLE_SORTS:
+        order[0] = order[0].nulls_last()
 
-    count_query = select(func.count()).select_from(base.subquery())
     totals = None
-    if shows_balances:
+    simple = matched is None and payer_id is None and not has_balance and not aging_bucket
+    if simple:
+        # The usual view (a status, maybe one clinician): totals kept per (status, clinician).
+        own = actor.clinician_id if sees_only_own_clients(actor) else None
+        if own is not None and clinician_id is not None and clinician_id != own:
+            kept = client_totals.Totals(0, 0, 0, 0, 0)
+        else:
+            kept = client_totals.summed(
+                session, statuses=tuple(statuses), clinician_id=own or clinician_id
+            )
+        count = kept.client_count
+        if shows_balances:
+            totals = ClientListTotals(
+                kept.client_due_cents,
+                kept.insurance_pending_cents,
+                kept.unapplied_credit_cents,
+                kept.total_cents,
+            )
+    else:
         sums = session.execute(
             select(
                 func.count(),
-                func.coalesce(func.sum(ClientBalance.client_due_cents), 0),
-                func.coalesce(func.sum(ClientBalance.insurance_pending_cents), 0),
-                func.coalesce(func.sum(ClientBalance.unapplied_credit_cents), 0),
-                func.coalesce(func.sum(ClientBalance.total_cents), 0),
-            )
-            .select_from(Client)
-            .outerjoin(ClientBalance, ClientBalance.client_id == Client.id)
-            .where(*conditions)
+                *[func.coalesce(func.sum(getattr(Client, k)), 0) for k in client_totals.SUMS],
+            ).where(*conditions)
         ).one()
         count = int(sums[0])
-        totals = ClientListTotals(*(int(v) for v in sums[1:]))
-    else:
-        count = int(session.scalar(count_query) or 0)
+        if shows_balances:
+            totals = ClientListTotals(*(int(v) for v in sums[1:]))
 
     page = session.execute(
         select(
@@ -276,14 +284,13 @@ def list_clients(
             Client.status,
             Clinician.first_name,
             Clinician.last_name,
-            ClientBalance.client_due_cents,
-            ClientBalance.insurance_pending_cents,
-            ClientBalance.unapplied_credit_cents,
-            ClientBalance.total_cents,
-            ClientBalance.oldest_unpaid_dos,
+            Client.client_due_cents,
+            Client.insurance_pending_cents,
+            Client.unapplied_credit_cents,
+            Client.total_cents,
+            Client.oldest_unpaid_dos,
         )
         .select_from(Client)
-        .outerjoin(ClientBalance, ClientBalance.client_id == Client.id)
         .outerjoin(Clinician, Clinician.id == Client.clinician_id)
         .where(*conditions)
         .order_by(*order)
@@ -563,7 +570,7 @@ def create_client(
         phone_mobile=values["phone_mobile"],
         clinician_id=values["clinician_id"],
         status=values["status"],
-        client_since=now.date(),
+        client_since=now.astimezone().date(),  # this server's date, like date.today()
         created_at=now,
         updated_at=now,
         updated_by=actor.user_id,
@@ -587,17 +594,7 @@ def create_client(
             changed_by=actor.user_id,
         )
     )
-    session.add(
-        ClientBalance(
-            client_id=client.id,
-            client_due_cents=0,
-            insurance_pending_cents=0,
-            unapplied_credit_cents=0,
-            total_cents=0,
-            oldest_unpaid_dos=None,
-            updated_at=now,
-        )
-    )
+    client_totals.adjust(session, status=client.status, clinician_id=client.clinician_id, count=1)
     detail = ""
     if matches:
         detail = "saved despite possible duplicates: " + ", ".join(

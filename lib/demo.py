@@ -21,13 +21,12 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from lib import audit, auth
+from lib import audit, auth, client_totals
 from lib.clients import search_columns
 from lib.ledger import Posting, balance_rows, replay
 from lib.models import (
     Appointment,
     Client,
-    ClientBalance,
     ClientStatusChange,
     Clinician,
     Coverage,
@@ -580,6 +579,7 @@ def seed_demo(
         else:
             conn.exec_driver_sql("ANALYZE")
         session = Session(bind=conn)
+        client_totals.rebuild(session)
         audit.record(
             session,
             actor=None,
@@ -615,7 +615,6 @@ def _client_batch(
             Coverage,
             Appointment,
             LedgerEntry,
-            ClientBalance,
             OpenCharge,
             IntakeAnswer,
             DocumentLogEntry,
@@ -788,6 +787,7 @@ def _client_batch(
             payer_id=primary_payer,
             copay=copay,
             services=services,
+            client_row=row,
         )
         if status != "prospective" and rng.random() < 0.6:
             for q in questions:
@@ -868,11 +868,13 @@ def _appointments_and_ledger(
     payer_id,
     copay,
     services,
+    client_row,
 ):
-    """Appointments since ``since`` with their charges and payments, then the balances."""
+    """Appointments since ``since`` with their charges and payments; the resulting balances
+    go onto ``client_row``."""
     if status == "prospective":
         balance, items = balance_rows(client_id, replay([]))
-        out[ClientBalance].append(balance)
+        client_row.update(balance)
         return
     profile = rng.choices(
         ("paid_up", "owing", "credit", "insurance_pending"), weights=(45, 25, 10, 20)
@@ -1073,5 +1075,5 @@ def _appointments_and_ledger(
                 }
             )
     balance, items = balance_rows(client_id, replay(postings))
-    out[ClientBalance].append(balance)
+    client_row.update(balance)
     out[OpenCharge].extend(items)

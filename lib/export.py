@@ -36,8 +36,12 @@ def _safe(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_csv(frame: pd.DataFrame) -> bytes:
-    """UTF-8 with a byte-order mark, so Excel opens accented names correctly."""
-    return _safe(frame).to_csv(index=False).encode("utf-8-sig")
+    """UTF-8 with a byte-order mark, so Excel opens accented names correctly.
+
+    Rows end in CRLF (RFC 4180), so a cell holding a carriage return is quoted instead of
+    splitting its row in two (the second half then unneutralised).
+    """
+    return _safe(frame).to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")
 
 
 def to_xlsx(frame: pd.DataFrame, sheet: str = "Export") -> bytes:

@@ -4,8 +4,9 @@ The ledger is append-only. A client's balances are a pure function of their entr
 (``replay``): reversed entries and their reversals drop out, then, in posting order, charges
 open items, payments and adjustments pay the oldest open items of the same responsibility,
 what is left over becomes unapplied credit, and credit pays the client's later charges.
-Refunds pay credit back out. The projections ``open_charges`` and ``client_balances`` hold the
-result so that lists and reports never have to read the whole ledger.
+Refunds pay credit back out. The projections — the balance columns of ``clients``, the
+``open_charges`` rows and the list's ``client_totals`` — hold the result, so that lists and
+reports never have to read the whole ledger.
 
 Invariant: client_due + insurance_pending - unapplied_credit
            == charges - payments - adjustments + refunds  (over non-reversed entries).
@@ -17,12 +18,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from lib.models import Client, ClientBalance, LedgerEntry, OpenCharge
+from lib import client_totals
+from lib.models import Client, LedgerEntry, OpenCharge
 from lib.policy import Actor, require_client_access
-from lib.timeutil import utcnow
 
 
 @dataclass(frozen=True)
@@ -136,17 +137,23 @@ def signed_amount(kind: str, amount_cents: int) -> int:
     return amount_cents if kind in ("charge", "refund") else -amount_cents
 
 
-def balance_rows(client_id: int, state: ClientState, now=None) -> tuple[dict, list[dict]]:
-    """The ``client_balances`` row and ``open_charges`` rows for one client's state."""
-    now = now or utcnow()
+BALANCE_COLUMNS = (
+    "client_due_cents",
+    "insurance_pending_cents",
+    "unapplied_credit_cents",
+    "total_cents",
+    "oldest_unpaid_dos",
+)
+
+
+def balance_rows(client_id: int, state: ClientState) -> tuple[dict, list[dict]]:
+    """The client row's balance columns and the ``open_charges`` rows for one client's state."""
     balance = {
-        "client_id": client_id,
         "client_due_cents": state.client_due_cents,
         "insurance_pending_cents": state.insurance_pending_cents,
         "unapplied_credit_cents": state.unapplied_credit_cents,
         "total_cents": state.total_cents,
         "oldest_unpaid_dos": state.oldest_unpaid_dos,
-        "updated_at": now,
     }
     items = [
         {
@@ -180,20 +187,37 @@ def _postings_for(session: Session, client_id: int) -> list[Posting]:
 
 
 def refresh_client(session: Session, client_id: int) -> ClientState:
-    """Recompute one client's projections from their ledger, inside the caller's transaction."""
+    """Recompute one client's projections from their ledger, inside the caller's transaction:
+    the client row's balances, its open charges, and the list totals it counts in."""
     state = replay(_postings_for(session, client_id))
     balance, items = balance_rows(client_id, state)
+    old = session.execute(
+        select(
+            Client.status, Client.clinician_id, *[getattr(Client, c) for c in BALANCE_COLUMNS]
+        ).where(Client.id == client_id)
+    ).one()
     session.execute(delete(OpenCharge).where(OpenCharge.client_id == client_id))
-    session.execute(delete(ClientBalance).where(ClientBalance.client_id == client_id))
-    session.execute(insert(ClientBalance), [balance])
     if items:
         session.execute(insert(OpenCharge), items)
+    session.execute(
+        update(Client)
+        .where(Client.id == client_id)
+        .values(**balance)
+        .execution_options(synchronize_session=False)
+    )
+    before = dict(zip(BALANCE_COLUMNS, old[2:], strict=True))
+    client_totals.adjust(
+        session,
+        status=old.status,
+        clinician_id=old.clinician_id,
+        **{k: balance[k] - (before[k] or 0) for k in client_totals.SUMS},
+    )
     return state
 
 
 def stored_balance(session: Session, client_id: int) -> ClientState | None:
     """What the projections say now (reconciliation compares this with ``replay``)."""
-    row = session.get(ClientBalance, client_id)
+    row = session.get(Client, client_id, populate_existing=True)
     if row is None:
         return None
     items = [

@@ -146,6 +146,22 @@ class Client(Base):
         Index("ix_clients_dob", "dob"),
         Index("ix_clients_email_norm", "email_norm"),
         Index("ix_clients_last_name_key", "last_name_key"),
+        Index("ix_clients_status_total", "status", "total_cents", "id"),
+        Index("ix_clients_status_due", "status", "client_due_cents", "id"),
+        Index("ix_clients_status_pending", "status", "insurance_pending_cents", "id"),
+        Index("ix_clients_status_credit", "status", "unapplied_credit_cents", "id"),
+        Index("ix_clients_status_oldest", "status", "oldest_unpaid_dos", "id"),
+        # Covers every column the search box looks at, so a search reads this index, not rows.
+        Index(
+            "ix_clients_search",
+            "status",
+            "search_name",
+            "phone_digits",
+            "email_norm",
+            "dob",
+            "client_number",
+            "clinician_id",
+        ),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     client_number: Mapped[int] = mapped_column(Integer, unique=True)
@@ -201,6 +217,14 @@ class Client(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Balance projection of this client's ledger, kept by lib.ledger.refresh_client in the same
+    # transaction as every posting; the list sorts, filters and sums these columns.
+    # total = client due + insurance pending - unapplied credit.
+    client_due_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    insurance_pending_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    unapplied_credit_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    total_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    oldest_unpaid_dos: Mapped[date | None] = mapped_column(Date)
     personal_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     contact_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     insurance_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
@@ -312,7 +336,15 @@ class OpenCharge(Base):
     __tablename__ = "open_charges"
     __table_args__ = (
         Index("ix_open_charges_client", "client_id", "service_date"),
-        Index("ix_open_charges_service_date", "service_date"),
+        # Covering index: the aging report reads only this index.
+        Index(
+            "ix_open_charges_aging",
+            "responsibility",
+            "clinician_id",
+            "payer_id",
+            "service_date",
+            "open_cents",
+        ),
     )
     charge_entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"), primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
@@ -323,22 +355,19 @@ class OpenCharge(Base):
     open_cents: Mapped[int] = mapped_column(BigInteger)
 
 
-class ClientBalance(Base):
-    """Per-client balance projection of the ledger (the list and report read this)."""
+class ClientTotal(Base):
+    """Count and balance sums of clients per (status, clinician): the list's totals for its
+    usual filters, kept in the same transaction as every posting and status change.
+    ``clinician_id`` 0 stands for "no clinician"."""
 
-    __tablename__ = "client_balances"
-    __table_args__ = (
-        Index("ix_client_balances_total", "total_cents"),
-        Index("ix_client_balances_oldest", "oldest_unpaid_dos"),
-    )
-    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), primary_key=True)
+    __tablename__ = "client_totals"
+    status: Mapped[str] = mapped_column(String(12), primary_key=True)
+    clinician_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_count: Mapped[int] = mapped_column(BigInteger, default=0)
     client_due_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     insurance_pending_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     unapplied_credit_cents: Mapped[int] = mapped_column(BigInteger, default=0)
-    # total = client due + insurance pending - unapplied credit
     total_cents: Mapped[int] = mapped_column(BigInteger, default=0)
-    oldest_unpaid_dos: Mapped[date | None] = mapped_column(Date)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 # --- reminders & portal ------------------------------------------------------------------

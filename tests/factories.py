@@ -8,7 +8,7 @@ from functools import cache
 
 from sqlalchemy.orm import Session
 
-from lib import auth
+from lib import auth, client_totals
 from lib.clients import search_columns
 from lib.models import Client, Clinician
 from lib.policy import CLINICIAN, Actor
@@ -66,7 +66,8 @@ def make_client(
     status: str = "active",
     clinician_id: int | None = None,
 ) -> int:
-    """Insert a client row directly (for tests of code that reads clients)."""
+    """Insert a client row directly (for tests of code that reads clients), counted in the
+    list totals the way lib.clients.create_client counts it."""
     now = utcnow()
     client = Client(
         client_number=next(_numbers),
@@ -91,4 +92,5 @@ def make_client(
     )
     session.add(client)
     session.flush()
+    client_totals.adjust(session, status=status, clinician_id=clinician_id, count=1)
     return client.id

@@ -10,7 +10,7 @@ from datetime import date
 
 import streamlit as st
 
-from lib import payers, postings, statements
+from lib import mail, payers, postings, receipts, statements
 from lib.db import read_session, transaction
 from lib.money import MoneyError, format_cents, parse_amount
 from lib.policy import PermissionDenied, allowed
@@ -81,7 +81,12 @@ def record_payment_dialog(client_id: int) -> None:
         key="pay_received",
     )
     slots["received_on"] = st.empty()
-    memo = st.text_input("Receipt note (optional)", key="pay_memo", max_chars=300)
+    memo = st.text_input("Note (kept in the ledger, not emailed)", key="pay_memo", max_chars=300)
+    send_receipt = paid_by == "client" and st.checkbox(
+        "Email a receipt to the client",
+        key="pay_receipt",
+        help="Amount, date, method and reference only — no client or service details.",
+    )
     if st.button("Record payment", type="primary", key="pay_submit"):
         try:
             cents = parse_amount(amount_text)
@@ -110,14 +115,32 @@ def record_payment_dialog(client_id: int) -> None:
         except (postings.PostingError, PermissionDenied) as exc:
             st.error(str(exc))
             return
-        for k in [k for k in st.session_state if str(k).startswith("pay_")]:
-            del st.session_state[k]
-        del st.session_state[PAYMENT_DIALOG]
-        st.session_state[LAST_RECEIPT] = (
+        message = (
             f"Payment of {format_cents(result.amount_cents)} recorded. "
             f"Balance now {format_cents(result.total_cents)}."
         )
+        if send_receipt:
+            message += " " + _email_receipt(result.entry_id)
+        for k in [k for k in st.session_state if str(k).startswith("pay_")]:
+            del st.session_state[k]
+        del st.session_state[PAYMENT_DIALOG]
+        st.session_state[LAST_RECEIPT] = message
         st.rerun()
+
+
+def _email_receipt(entry_id: int) -> str:
+    """Send the receipt after the payment committed; a mail problem never undoes a payment."""
+    settings = mail.mail_settings(context.settings().data_dir)
+    try:
+        with transaction(context.engine()) as session:
+            sent = receipts.email_receipt(
+                session, actor=context.actor(), entry_id=entry_id, settings=settings
+            )
+    except (receipts.ReceiptError, mail.MailError) as exc:
+        return f"No receipt was emailed: {exc}"
+    if sent.status == "sent":
+        return "Receipt emailed."
+    return f"The receipt could not be emailed ({sent.error}); it is logged under Documents."
 
 
 def corrections(client_id: int) -> None:

@@ -1,0 +1,147 @@
+"""The one mailer (spec A3): SMTP when configured, otherwise .eml files in data/outbox/.
+
+Messages are built with the standard ``email`` package, which refuses line breaks in header
+values, so user data can never add headers. Sending never raises to the caller: the result says
+sent or failed, with a short error that contains no message content.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import smtplib
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+from lib.validation import FieldError, clean_email
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    host: str | None
+    port: int
+    security: str  # "starttls", "tls" or "none"
+    username: str | None
+    password: str | None
+    sender: str
+    sender_name: str
+    outbox: Path
+    timeout: float = 20.0
+
+    @property
+    def uses_smtp(self) -> bool:
+        return bool(self.host)
+
+
+def mail_settings(data_dir: Path, env: dict[str, str] | None = None) -> MailSettings:
+    env = dict(os.environ if env is None else env)
+    security = (env.get("CLIENTDESK_SMTP_SECURITY") or "starttls").lower()
+    if security not in ("starttls", "tls", "none"):
+        security = "starttls"
+    default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
+    return MailSettings(
+        host=env.get("CLIENTDESK_SMTP_HOST") or None,
+        port=int(env.get("CLIENTDESK_SMTP_PORT") or default_port),
+        security=security,
+        username=env.get("CLIENTDESK_SMTP_USERNAME") or None,
+        password=env.get("CLIENTDESK_SMTP_PASSWORD") or None,
+        sender=env.get("CLIENTDESK_MAIL_FROM") or "no-reply@clientdesk.invalid",
+        sender_name=env.get("CLIENTDESK_MAIL_FROM_NAME") or "ClientDesk",
+        outbox=data_dir / "outbox",
+    )
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    mime_type: str  # e.g. "application/pdf"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    status: str  # "sent" or "failed"
+    transport: str  # "smtp" or "outbox"
+    error: str = ""
+    message_id: str = ""
+
+
+class MailError(ValueError):
+    """The message cannot be built (bad address or header); nothing was sent."""
+
+
+def build_message(
+    settings: MailSettings,
+    *,
+    to: str,
+    subject: str,
+    body: str,
+    attachments: list[Attachment] = (),
+) -> EmailMessage:
+    try:
+        recipient = clean_email(to, required=True)
+    except FieldError as exc:
+        raise MailError(str(exc)) from None
+    if any(c in subject for c in "\r\n") or len(subject) > 200:
+        raise MailError("The subject must be one line of at most 200 characters.")
+    message = EmailMessage()
+    try:
+        message["From"] = f"{settings.sender_name} <{settings.sender}>"
+        message["To"] = recipient
+        message["Subject"] = subject
+    except (ValueError, TypeError):
+        raise MailError("The message headers are not valid.") from None
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = make_msgid(domain=settings.sender.split("@")[-1])
+    message.set_content(body)
+    for item in attachments:
+        maintype, _, subtype = item.mime_type.partition("/")
+        message.add_attachment(
+            item.content,
+            maintype=maintype,
+            subtype=subtype or "octet-stream",
+            filename=item.filename,
+        )
+    return message
+
+
+def send(settings: MailSettings, message: EmailMessage) -> SendResult:
+    """Deliver one message. Never raises: failures come back as ``status == "failed"``."""
+    message_id = message["Message-ID"] or ""
+    if not settings.uses_smtp:
+        try:
+            settings.outbox.mkdir(parents=True, exist_ok=True)
+            name = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}.eml"
+            (settings.outbox / name).write_bytes(bytes(message))
+        except OSError as exc:
+            return SendResult("failed", "outbox", f"could not write the outbox ({exc.strerror})")
+        return SendResult("sent", "outbox", message_id=message_id)
+    try:
+        if settings.security == "tls":
+            client = smtplib.SMTP_SSL(
+                settings.host,
+                settings.port,
+                timeout=settings.timeout,
+                context=ssl.create_default_context(),
+            )
+        else:
+            client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+        with client:
+            if settings.security == "starttls":
+                client.starttls(context=ssl.create_default_context())
+            if settings.username:
+                client.login(settings.username, settings.password or "")
+            client.send_message(message)
+    except smtplib.SMTPResponseException as exc:
+        return SendResult("failed", "smtp", f"SMTP {exc.smtp_code}", message_id)
+    except smtplib.SMTPRecipientsRefused:
+        return SendResult("failed", "smtp", "recipient refused by the mail server", message_id)
+    except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
+        return SendResult(
+            "failed", "smtp", f"mail server unreachable ({type(exc).__name__})", message_id
+        )
+    return SendResult("sent", "smtp", message_id=message_id)
