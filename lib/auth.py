@@ -12,6 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 import bcrypt
 from sqlalchemy import select
@@ -26,9 +27,13 @@ BCRYPT_ROUNDS = 12
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 MIN_PASSWORD_LENGTH = 10
 
-# Handed to streamlit-authenticator for a locked account: no password can match it, so the
-# form cannot log a locked account in, and the attempt still reaches our failure counter.
-_NEVER_MATCHES = bcrypt.hashpw(secrets.token_bytes(32), bcrypt.gensalt(4)).decode()
+
+@cache
+def _never_matches() -> str:
+    """Handed to streamlit-authenticator for a locked account: no password can match it, so the
+    form cannot log a locked account in, and the attempt still reaches our failure counter.
+    Same cost as real hashes, so the response time does not reveal the lock."""
+    return bcrypt.hashpw(secrets.token_bytes(32), bcrypt.gensalt(BCRYPT_ROUNDS)).decode()
 
 
 class AuthError(ValueError):
@@ -322,7 +327,7 @@ def login_credentials(session: Session, *, now: datetime | None = None) -> dict:
         users[u.username] = {
             "name": u.display_name,
             "email": u.email or f"{u.username}@invalid",
-            "password": _NEVER_MATCHES if locked and locked > now else u.password_hash,
+            "password": _never_matches() if locked and locked > now else u.password_hash,
             "roles": [u.role],
             "failed_login_attempts": 0,
             "logged_in": False,

@@ -5,6 +5,7 @@ seed-demo      load the demo practice (``--clients N``, ``--if-empty`` for `make
 demo-logins    print the demo logins as a table
 create-user    create a staff account (the first admin: ``--role admin``)
 reset-password set a new password for a staff account
+reconcile      check ledger = stored balances = aging; exit 1 when anything disagrees
 check          exit 0 when the database is reachable and migrated
 """
 
@@ -18,10 +19,12 @@ from sqlalchemy import func, select
 
 from lib import auth
 from lib.config import load_settings
-from lib.db import DatabaseNotReady, check_ready, make_engine, transaction, upgrade
+from lib.db import DatabaseNotReady, check_ready, make_engine, read_session, transaction, upgrade
 from lib.demo import DEMO_LOGINS, seed_demo
 from lib.models import Client
+from lib.money import format_cents
 from lib.policy import ALL_ROLES
+from lib.reconcile import reconcile
 
 
 def _engine():
@@ -122,6 +125,28 @@ def cmd_reset_password(args) -> int:
     return 0
 
 
+def cmd_reconcile(_args) -> int:
+    engine = _engine()
+    check_ready(engine)
+    with read_session(engine) as session:
+        result = reconcile(session, actor=None)
+    print(f"Ledger total (not reversed):   {format_cents(result.ledger_total_cents):>16}")
+    print(f"Stored client balances:        {format_cents(result.balances_total_cents):>16}")
+    print(f"Aging buckets less credit:     {format_cents(result.aging_total_cents):>16}")
+    print(f"Clients checked: {result.clients_checked:,}")
+    for problem in result.totals_problems:
+        print(f"  {problem}")
+    for m in result.mismatches[:200]:
+        print(
+            f"  client #{m.client_number}: stored {format_cents(m.stored_total_cents)}, "
+            f"ledger {format_cents(m.ledger_total_cents)} ({m.detail})"
+        )
+    if len(result.mismatches) > 200:
+        print(f"  ... and {len(result.mismatches) - 200:,} more clients")
+    print("Reconciled: everything agrees." if result.ok else "NOT RECONCILED.")
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lib.cli",
@@ -138,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--if-empty", action="store_true", help="do nothing (exit 0) when clients already exist"
     )
     seed.set_defaults(func=cmd_seed_demo)
+    sub.add_parser("reconcile", help="check the ledger against balances and aging").set_defaults(
+        func=cmd_reconcile
+    )
     sub.add_parser("demo-logins", help="print the demo logins").set_defaults(func=cmd_demo_logins)
     create = sub.add_parser("create-user", help="create a staff account")
     create.add_argument("--role", required=True, choices=ALL_ROLES)

@@ -30,7 +30,7 @@ from lib.models import (
     Clinician,
     User,
 )
-from lib.policy import Actor, allowed, require, require_client_access
+from lib.policy import Actor, allowed, require, require_client_access, sees_only_own_clients
 from lib.timeutil import as_utc, local_text, utcnow
 from lib.validation import (
     Validator,
@@ -327,7 +327,7 @@ def save_section(
     old_v, new_v = audit.changed_fields(before, after)
     if "status" in new_v:
         require(actor, "client.change_status")
-    if "clinician_id" in new_v and actor.role == "clinician":
+    if "clinician_id" in new_v and sees_only_own_clients(actor):
         require(actor, "client.change_status")  # reassigning is a manager's decision
     version_column = getattr(Client, f"{section}_version")
     if not new_v:

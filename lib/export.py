@@ -29,7 +29,10 @@ def neutralise(value):
 def _safe(frame: pd.DataFrame) -> pd.DataFrame:
     safe = frame.copy()
     for column in safe.columns:
-        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+        if isinstance(safe[column].dtype, pd.DatetimeTZDtype):
+            # Spreadsheets have no time zones: write the instant as UTC wall-clock time.
+            safe[column] = safe[column].dt.tz_convert("UTC").dt.tz_localize(None)
+        elif safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
             safe[column] = safe[column].map(neutralise)
     safe.columns = [neutralise(str(c)) for c in safe.columns]
     return safe

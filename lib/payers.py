@@ -99,6 +99,8 @@ def save_payer(
         )
         return payer.id
     payer = session.get(Payer, payer_id)
+    if payer is None:
+        raise ValidationError({"name": "This payer no longer exists; reload the page."})
     before = {k: getattr(payer, k) for k in (*clean, "active")}
     result = session.execute(
         update(Payer)
