@@ -21,30 +21,58 @@ from ui.login import LAST_ACTIVITY, sign_out, signed_in_actor
 st.set_page_config(page_title="ClientDesk", page_icon="🗂️", layout="wide")
 log = logging.getLogger("clientdesk")
 
-# (file, title, icon, policy action needed to see it, shown in the sidebar)
+PUBLIC = "public"  # pages anyone may open without signing in (they show nothing stored)
+
+# (file, title, icon, policy action needed (PUBLIC: none, None: any signed-in user),
+#  sidebar section or None when not in the sidebar)
 PAGES = (
-    ("pages/clients.py", "Clients", ":material/group:", "client.view", True),
-    ("pages/client.py", "Client", ":material/person:", "client.view", False),
-    ("pages/client_new.py", "Add client", ":material/person_add:", "client.create", False),
-    ("pages/balances.py", "Outstanding balances", ":material/bar_chart:", "report.balances", True),
-    ("pages/services.py", "Services", ":material/medical_services:", "settings.manage", True),
-    ("pages/payers.py", "Payers", ":material/account_balance:", "settings.manage", True),
-    ("pages/account.py", "My account", ":material/person:", None, True),
-    ("pages/users.py", "Staff accounts", ":material/admin_panel_settings:", "users.manage", True),
-    ("pages/audit_log.py", "Audit log", ":material/history:", "audit.view", True),
+    ("pages/clients.py", "Clients", ":material/group:", "client.view", "Clients"),
+    ("pages/client.py", "Client", ":material/person:", "client.view", None),
+    ("pages/client_new.py", "Add client", ":material/person_add:", "client.create", None),
+    (
+        "pages/balances.py",
+        "Outstanding balances",
+        ":material/bar_chart:",
+        "report.balances",
+        "Reports",
+    ),
+    ("pages/reconcile.py", "Reconciliation", ":material/fact_check:", "reconcile.run", "Reports"),
+    ("pages/services.py", "Services", ":material/medical_services:", "settings.manage", "Settings"),
+    ("pages/payers.py", "Payers", ":material/account_balance:", "settings.manage", "Settings"),
+    (
+        "pages/users.py",
+        "Staff accounts",
+        ":material/admin_panel_settings:",
+        "users.manage",
+        "Settings",
+    ),
+    ("pages/audit_log.py", "Audit log", ":material/history:", "audit.view", "Settings"),
+    ("pages/account.py", "My account", ":material/person:", None, "You"),
 )
+SECTIONS = ("Clients", "Reports", "Settings", "You")
+# Pages whose address is not their file name (public pages get short, stable addresses).
+URL_PATHS: dict[str, str] = {}
 
 registered = {
-    path: st.Page(path, title=title, icon=icon, default=(i == 0))
+    path: st.Page(path, title=title, icon=icon, default=(i == 0), url_path=URL_PATHS.get(path))
     for i, (path, title, icon, _, _) in enumerate(PAGES)
 }
 current = st.navigation(list(registered.values()), position="hidden")
+needed = next(a for p, _, _, a, _ in PAGES if registered[p] is current)
 
 try:
     context.ensure_database()
 except DatabaseNotReady as exc:
     st.title("ClientDesk is not ready")
     st.error(str(exc))
+    st.stop()
+
+if needed == PUBLIC:
+    try:
+        current.run()
+    except Exception as exc:  # a public page never shows a traceback either
+        log.error("public page %s failed: %s", current.title, type(exc).__name__)
+        st.error("Something went wrong. Please try again later.")
     st.stop()
 
 settings = context.settings()
@@ -70,8 +98,15 @@ def _idle_watch() -> None:
 with st.sidebar:
     st.markdown("### ClientDesk")
     st.caption(f"{actor.display_name} · {ROLE_LABELS[actor.role]}")
-    for path, title, icon, action, in_sidebar in PAGES:
-        if in_sidebar and (action is None or allowed(actor, action)):
+    for section in SECTIONS:
+        links = [
+            (path, title, icon)
+            for path, title, icon, action, where in PAGES
+            if where == section and (action is None or allowed(actor, action))
+        ]
+        if links:
+            st.caption(section)
+        for path, title, icon in links:
             st.page_link(registered[path], label=title, icon=icon)
     if st.button("Sign out", key="sign_out", icon=":material/logout:"):
         sign_out(authenticator, actor)
@@ -81,7 +116,6 @@ with st.sidebar:
 if current is not registered["pages/client.py"]:
     st.session_state.pop("cd_client_opened", None)  # the next open of a client is audited
 
-needed = next(a for p, _, _, a, _ in PAGES if registered[p] is current)
 if needed is not None and not allowed(actor, needed):
     st.error("Your role does not give access to this page.")
     st.stop()

@@ -12,7 +12,16 @@ from lib.money import format_cents
 from lib.policy import PermissionDenied, allowed
 from lib.timeutil import local_text
 from ui import appointments as appointment_ui
-from ui import billing, client_form, client_tabs, client_views, context
+from ui import (
+    billing,
+    client_form,
+    client_tabs,
+    client_views,
+    context,
+    documents_tab,
+    intake_tab,
+    reminders_tab,
+)
 
 OPENED = "cd_client_opened"
 actor = context.actor()
@@ -143,13 +152,13 @@ with tabs["Insurance"]:
         insurance_view, record.client_id, payer_list, allowed(actor, "insurance.edit")
     )
 with tabs["Reminders & Portal"]:
-    client_views.reminders_portal_tab(record.client_id)
+    reminders_tab.render(record.client_id)
 if "Other Information" in tabs:
     with tabs["Other Information"]:
-        client_views.other_information_tab(record.client_id)
+        intake_tab.render(record.client_id)
 if "Documents" in tabs:
     with tabs["Documents"]:
-        client_views.documents_tab(record.client_id)
+        documents_tab.render(record.client_id)
 if "Billing" in tabs:
     with tabs["Billing"]:
         billing.billing_section(record.client_id)

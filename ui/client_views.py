@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from lib import client_record as cr
-from lib import documents, intake, ledger, portal, reminders
+from lib import ledger
 from lib.db import read_session
 from lib.timeutil import local_text
 from ui import context
@@ -17,106 +17,6 @@ from ui.tables import money_column
 
 def _tz() -> str:
     return context.settings().practice_time_zone
-
-
-def _fmt_setting(value) -> str:
-    if value is None:
-        return "Use default"
-    if isinstance(value, bool):
-        return "On" if value else "Off"
-    return str(value)
-
-
-def reminders_portal_tab(client_id: int) -> None:
-    actor = context.actor()
-    with read_session(context.engine()) as session:
-        settings = reminders.effective_settings(session, actor=actor, client_id=client_id)
-        invitations = portal.invitations_for_client(session, actor=actor, client_id=client_id)
-    st.markdown("**Reminders and portal settings**")
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "Setting": s.label,
-                    "Default": _fmt_setting(s.default_value),
-                    "Default from": s.default_source,
-                    "This client": _fmt_setting(s.override),
-                    "Effective": _fmt_setting(s.effective),
-                }
-                for s in settings
-            ]
-        ),
-        hide_index=True,
-        width="stretch",
-    )
-    st.markdown("**Portal invitations**")
-    if not invitations:
-        st.caption("Not invited to the portal.")
-        return
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "Email": i.email,
-                    "Invited": local_text(i.created_at, _tz()),
-                    "Sent": local_text(i.sent_at, _tz()),
-                    "Expires": local_text(i.expires_at, _tz()),
-                    "Status": i.status,
-                }
-                for i in invitations
-            ]
-        ),
-        hide_index=True,
-        width="stretch",
-    )
-
-
-def other_information_tab(client_id: int) -> None:
-    with read_session(context.engine()) as session:
-        rows = intake.answers_for_client(session, actor=context.actor(), client_id=client_id)
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "Question": r.label + ("" if r.active else " (retired)"),
-                    "Answer": r.answer_text,
-                    "Source": r.source,
-                    "Answered": local_text(r.answered_at, _tz()),
-                }
-                for r in rows
-            ],
-            columns=["Question", "Answer", "Source", "Answered"],
-        ),
-        hide_index=True,
-        width="stretch",
-    )
-
-
-def documents_tab(client_id: int) -> None:
-    with read_session(context.engine()) as session:
-        rows = documents.log_for_client(session, actor=context.actor(), client_id=client_id)
-    if not rows:
-        st.caption("Nothing has been sent to this client yet.")
-        return
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "Sent": local_text(r.sent_at, _tz()),
-                    "What": r.kind,
-                    "Forms": r.forms,
-                    "To": r.recipient,
-                    "Channel": r.channel,
-                    "Status": r.status,
-                    "Error": r.error,
-                    "Sender": r.sender,
-                }
-                for r in rows
-            ]
-        ),
-        hide_index=True,
-        width="stretch",
-    )
 
 
 def billing_tab(client_id: int) -> None:
