@@ -42,6 +42,22 @@ def ensure_database() -> None:
     _ready(s.database_url, s.auto_migrate)
 
 
+def _run_app_first() -> None:
+    """Make app.py run before any page, even on a server's very first request.
+
+    With a ``pages/`` folder beside app.py, Streamlit 1.67 starts in its pre-``st.navigation``
+    mode and runs a deep-linked page script directly until app.py has called
+    ``st.navigation`` once in the process. Turning that mode off and rerunning sends the
+    request through app.py (database check, sign-in, role check) with the same URL.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+    st.rerun()
+
+
 def actor() -> Actor:
     """The signed-in staff member; app.py guarantees pages only run with one."""
+    if ACTOR_KEY not in st.session_state:
+        _run_app_first()
     return st.session_state[ACTOR_KEY]
