@@ -29,6 +29,7 @@ PAGES = (
     ("pages/clients.py", "Clients", ":material/group:", "client.view", "Clients"),
     ("pages/client.py", "Client", ":material/person:", "client.view", None),
     ("pages/client_new.py", "Add client", ":material/person_add:", "client.create", None),
+    ("pages/intake_review.py", "Intake review", ":material/inbox:", "intake.review", "Clients"),
     (
         "pages/balances.py",
         "Outstanding balances",
@@ -37,8 +38,23 @@ PAGES = (
         "Reports",
     ),
     ("pages/reconcile.py", "Reconciliation", ":material/fact_check:", "reconcile.run", "Reports"),
+    (
+        "pages/document_log.py",
+        "Document log",
+        ":material/outgoing_mail:",
+        "documents.view",
+        "Reports",
+    ),
     ("pages/services.py", "Services", ":material/medical_services:", "settings.manage", "Settings"),
     ("pages/payers.py", "Payers", ":material/account_balance:", "settings.manage", "Settings"),
+    ("pages/forms.py", "Forms library", ":material/description:", "forms.manage", "Settings"),
+    (
+        "pages/reminder_settings.py",
+        "Reminders & portal",
+        ":material/notifications:",
+        "settings.manage",
+        "Settings",
+    ),
     (
         "pages/users.py",
         "Staff accounts",
@@ -46,12 +62,24 @@ PAGES = (
         "users.manage",
         "Settings",
     ),
+    (
+        "pages/intake_questions.py",
+        "Intake questions",
+        ":material/quiz:",
+        "intake.questions",
+        "Settings",
+    ),
     ("pages/audit_log.py", "Audit log", ":material/history:", "audit.view", "Settings"),
     ("pages/account.py", "My account", ":material/person:", None, "You"),
+    ("pages/intake_public.py", "New client intake", ":material/edit_note:", PUBLIC, None),
+    ("pages/portal_accept.py", "Portal invitation", ":material/key:", PUBLIC, None),
 )
 SECTIONS = ("Clients", "Reports", "Settings", "You")
 # Pages whose address is not their file name (public pages get short, stable addresses).
-URL_PATHS: dict[str, str] = {}
+URL_PATHS: dict[str, str] = {
+    "pages/intake_public.py": "intake",
+    "pages/portal_accept.py": "portal",
+}
 
 registered = {
     path: st.Page(path, title=title, icon=icon, default=(i == 0), url_path=URL_PATHS.get(path))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import pairwise
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from lib import client_totals
@@ -59,6 +59,16 @@ def bucket_by_key(key: str, edges: tuple[int, ...] = DEFAULT_EDGES) -> Bucket:
 # --- the outstanding-balances report (B4) -------------------------------------------------
 
 CLIENT_PART = "Client responsibility"
+# By-payer key and ``payer_id`` filter for insurance whose payer is typed on the coverage
+# rather than chosen from the payer list (its charges carry no payer id).
+NO_PAYER = 0
+NO_PAYER_LABEL = "Insurance, payer not in the list"
+
+
+def _payer_condition(payer_id: int):
+    if payer_id == NO_PAYER:
+        return and_(OpenCharge.responsibility == "insurance", OpenCharge.payer_id.is_(None))
+    return OpenCharge.payer_id == payer_id
 
 
 @dataclass(frozen=True)
@@ -129,7 +139,7 @@ def report(
     if clinician_id is not None:
         conditions.append(OpenCharge.clinician_id == clinician_id)
     if payer_id is not None:
-        conditions.append(OpenCharge.payer_id == payer_id)
+        conditions.append(_payer_condition(payer_id))
     # Grouped by day in SQL (served by the covering index), bucketed here: a few thousand rows.
     by_day = session.execute(
         select(
@@ -183,8 +193,14 @@ def report(
             lambda r, c, p: c, lambda c: clinicians.get(c, "No clinician (refunds, other)")
         ),
         by_payer=rows(
-            lambda r, c, p: p if r == "insurance" else None,
-            lambda p: CLIENT_PART if p is None else payers.get(p, "Unknown payer"),
+            lambda r, c, p: (NO_PAYER if p is None else p) if r == "insurance" else None,
+            lambda p: (
+                CLIENT_PART
+                if p is None
+                else NO_PAYER_LABEL
+                if p == NO_PAYER
+                else payers.get(p, "Unknown payer")
+            ),
         ),
     )
 
@@ -225,7 +241,7 @@ def clients_behind(
     if clinician_id is not None:
         conditions.append(OpenCharge.clinician_id == clinician_id)
     if payer_id is not None:
-        conditions.append(OpenCharge.payer_id == payer_id)
+        conditions.append(_payer_condition(payer_id))
     if responsibility:
         conditions.append(OpenCharge.responsibility == responsibility)
     amount = func.sum(OpenCharge.open_cents).label("amount")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lib import audit
+from lib.config import load_settings
 from lib.models import Appointment, Client, Clinician, Coverage, Service
 from lib.policy import Actor, require_client_access
 from lib.postings import post_charge
@@ -171,12 +173,14 @@ def set_status(
     appointment_id: int,
     status: str,
     expected_version: int,
+    time_zone: str | None = None,
 ) -> int:
     """Mark an appointment completed, cancelled, no-show (or back to scheduled).
 
     Completing posts the service's charge, split between client and insurance, exactly once
     (idempotency keys per appointment). A completed appointment is billed and final: to undo
-    it, reverse its charges on the Billing tab.
+    it, reverse its charges on the Billing tab. The date of service is the appointment's date
+    in ``time_zone`` (default: the practice's time zone), not in UTC.
     """
     if status not in STATUS_LABELS:
         raise AppointmentError("Choose a valid appointment status.")
@@ -211,7 +215,8 @@ def set_status(
     if status == "completed":
         service = session.get(Service, appointment.service_id)
         split = charge_split(session, client, service.fee_cents)
-        service_day = as_utc(appointment.starts_at).date()
+        tz = ZoneInfo(time_zone or load_settings().practice_time_zone)
+        service_day = as_utc(appointment.starts_at).astimezone(tz).date()
         for responsibility, (cents, payer_id) in split.items():
             if cents > 0:
                 post_charge(

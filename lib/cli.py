@@ -6,6 +6,7 @@ demo-logins    print the demo logins as a table
 create-user    create a staff account (the first admin: ``--role admin``)
 reset-password set a new password for a staff account
 reconcile      check ledger = stored balances = aging; exit 1 when anything disagrees
+send-reminders send due appointment reminders (``--now ISO`` to act as if it were then)
 check          exit 0 when the database is reachable and migrated
 """
 
@@ -17,7 +18,7 @@ import sys
 
 from sqlalchemy import func, select
 
-from lib import auth
+from lib import auth, mail
 from lib.config import load_settings
 from lib.db import DatabaseNotReady, check_ready, make_engine, read_session, transaction, upgrade
 from lib.demo import DEMO_LOGINS, seed_demo
@@ -25,6 +26,7 @@ from lib.models import Client
 from lib.money import format_cents
 from lib.policy import ALL_ROLES
 from lib.reconcile import reconcile
+from lib.reminder_sender import parse_instant, send_due_reminders
 
 
 def _engine():
@@ -147,6 +149,25 @@ def cmd_reconcile(_args) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_send_reminders(args) -> int:
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    check_ready(engine)
+    try:
+        now = parse_instant(args.now, settings.practice_time_zone) if args.now else None
+    except ValueError:
+        print("--now must be an ISO date and time, like 2026-12-01T09:00.", file=sys.stderr)
+        return 2
+    run = send_due_reminders(
+        engine,
+        now=now,
+        mail_settings=mail.mail_settings(settings.data_dir),
+        practice_tz=settings.practice_time_zone,
+    )
+    print(run.summary())
+    return 1 if run.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lib.cli",
@@ -167,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_reconcile
     )
     sub.add_parser("demo-logins", help="print the demo logins").set_defaults(func=cmd_demo_logins)
+    remind = sub.add_parser("send-reminders", help="send due appointment reminders")
+    remind.add_argument(
+        "--now", help="act as if it were this ISO time (no offset: the practice's time zone)"
+    )
+    remind.set_defaults(func=cmd_send_reminders)
     create = sub.add_parser("create-user", help="create a staff account")
     create.add_argument("--role", required=True, choices=ALL_ROLES)
     create.add_argument("--username", required=True)

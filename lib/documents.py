@@ -1,56 +1,589 @@
-"""Documents: the log of every form, statement, receipt, invitation and reminder sent (D2, D3)."""
+"""Documents (spec D2, D3): sending forms by email, and the log of everything sent to clients.
+
+Every form, statement, receipt, invitation and reminder sent to a client is one row of
+``document_log``: when (stored UTC), who sent it, to which address, which forms and files, over
+which channel, and how it went (queued, sent, failed, with the error).
+
+A form send is written as "queued" and committed before the mail server is contacted, then
+updated with the outcome in a second transaction. So a crash mid-send leaves an honest "queued"
+row rather than nothing, and no database write lock is held while an SMTP server is slow.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from lib.models import Client, DocumentLogEntry, User
-from lib.policy import Actor, require_client_access
-from lib.timeutil import as_utc
+from lib import audit, forms, mail
+from lib.clients import display_name, fold
+from lib.db import transaction
+from lib.models import Client, DocumentLogEntry, PracticeSetting, User
+from lib.policy import (
+    Actor,
+    PermissionDenied,
+    allowed,
+    require,
+    require_client_access,
+    sees_only_own_clients,
+)
+from lib.timeutil import as_utc, utcnow
+from lib.validation import FieldError, ValidationError, clean_email
 
+KIND_LABELS = {
+    "form": "Form",
+    "statement": "Statement",
+    "receipt": "Receipt",
+    "invitation": "Portal invitation",
+    "reminder": "Reminder",
+}
 STATUS_LABELS = {"queued": "Queued", "sent": "Sent", "failed": "Failed"}
+CHANNEL_LABELS = {"email": "Email", "pdf": "PDF", "sms": "Text", "voice": "Voice"}
+NAME_SEPARATOR = "; "
+# A "queued" row older than this is taken to be stuck (the app stopped mid-send): resendable.
+STUCK_AFTER = timedelta(minutes=15)
+# Raw attachment bytes per email; base64 makes them a third bigger, and most mail servers
+# refuse messages over 25 MB.
+MAX_EMAIL_ATTACHMENT_BYTES = 18 * 1024 * 1024
+SYSTEM_SENDER = 0  # the sender filter's value for rows no staff member sent (CLI, demo)
+
+
+# --- reading the log -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class DocumentRow:
     entry_id: int
-    sent_at: datetime
+    client_id: int
+    client_number: int
+    client_name: str
+    sent_at: datetime  # aware UTC; pages show it in the practice's time zone
+    kind_key: str
     kind: str
     sender: str
     recipient: str
     forms: str
     attachments: str
     channel: str
+    status_key: str
     status: str
     error: str
+    resend_of_id: int | None
+    can_resend: bool
 
 
-def log_for_client(session: Session, *, actor: Actor, client_id: int) -> list[DocumentRow]:
-    """Newest first. Times are stored in UTC; pages show them in the practice's time zone."""
-    client = session.get(Client, client_id)
-    require_client_access(actor, "documents.view", client.clinician_id if client else None)
+@dataclass(frozen=True)
+class LogPage:
+    rows: list[DocumentRow]
+    total: int  # rows matching the filters, of which ``rows`` is one page
+
+
+def _resendable(actor: Actor, entry: DocumentLogEntry, now: datetime) -> bool:
+    if entry.kind != "form" or not allowed(actor, "documents.send"):
+        return False
+    return entry.status != "queued" or as_utc(entry.sent_at) < now - STUCK_AFTER
+
+
+def _client_filter(query: str) -> list:
+    """A client number, or words of the name in any order."""
+    text = query.strip().lstrip("#")
+    if text.isdigit():
+        return [Client.client_number == int(text)]
+    return [Client.search_name.contains(w, autoescape=True) for w in fold(text).split()]
+
+
+def _form_filter(name: str):
+    column = DocumentLogEntry.form_names
+    sep = NAME_SEPARATOR
+    return or_(
+        column == name,
+        column.startswith(name + sep, autoescape=True),
+        column.endswith(sep + name, autoescape=True),
+        column.contains(sep + name + sep, autoescape=True),
+    )
+
+
+def _day_start_utc(day: date, tz_name: str) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=ZoneInfo(tz_name)).astimezone(ZoneInfo("UTC"))
+
+
+def search_log(
+    session: Session,
+    *,
+    actor: Actor,
+    client_id: int | None = None,
+    client_query: str = "",
+    form_name: str = "",
+    kinds: tuple[str, ...] = (),
+    statuses: tuple[str, ...] = (),
+    sender_user_id: int | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    tz_name: str = "America/New_York",
+    limit: int = 100,
+    offset: int = 0,
+) -> LogPage:
+    """The document log, newest first, filtered; clinicians see only their own clients' rows.
+
+    Dates are days in the practice's time zone (``tz_name``), both ends included.
+    ``sender_user_id`` ``SYSTEM_SENDER`` means rows no staff member sent.
+    """
+    conditions = []
+    if client_id is not None:
+        client = session.get(Client, client_id)
+        require_client_access(actor, "documents.view", client.clinician_id if client else None)
+        conditions.append(DocumentLogEntry.client_id == client_id)
+    else:
+        require(actor, "documents.view")
+        if sees_only_own_clients(actor):
+            conditions.append(Client.clinician_id == actor.clinician_id)
+    if client_query.strip():
+        conditions.extend(_client_filter(client_query))
+    if form_name:
+        conditions.append(_form_filter(form_name))
+    if kinds:
+        conditions.append(DocumentLogEntry.kind.in_(kinds))
+    if statuses:
+        conditions.append(DocumentLogEntry.status.in_(statuses))
+    if sender_user_id == SYSTEM_SENDER:
+        conditions.append(DocumentLogEntry.sender_user_id.is_(None))
+    elif sender_user_id is not None:
+        conditions.append(DocumentLogEntry.sender_user_id == sender_user_id)
+    if date_from is not None:
+        conditions.append(DocumentLogEntry.sent_at >= _day_start_utc(date_from, tz_name))
+    if date_to is not None:
+        end = _day_start_utc(date_to + timedelta(days=1), tz_name)
+        conditions.append(DocumentLogEntry.sent_at < end)
+    total = session.scalar(
+        select(func.count(DocumentLogEntry.id))
+        .join(Client, Client.id == DocumentLogEntry.client_id)
+        .where(*conditions)
+    )
     rows = session.execute(
-        select(DocumentLogEntry, User.display_name)
+        select(DocumentLogEntry, Client, User.display_name)
+        .join(Client, Client.id == DocumentLogEntry.client_id)
         .outerjoin(User, User.id == DocumentLogEntry.sender_user_id)
-        .where(DocumentLogEntry.client_id == client_id)
+        .where(*conditions)
         .order_by(DocumentLogEntry.sent_at.desc(), DocumentLogEntry.id.desc())
+        .limit(limit)
+        .offset(offset)
     ).all()
-    return [
-        DocumentRow(
-            entry_id=d.id,
-            sent_at=as_utc(d.sent_at),
-            kind=d.kind.capitalize(),
-            sender=name or "system",
-            recipient=d.recipient,
-            forms=d.form_names,
-            attachments=d.attachment_names,
-            channel=d.channel,
-            status=STATUS_LABELS.get(d.status, d.status),
-            error=d.error,
-        )
-        for d, name in rows
+    now = utcnow()
+    return LogPage(
+        rows=[
+            DocumentRow(
+                entry_id=d.id,
+                client_id=c.id,
+                client_number=c.client_number,
+                client_name=display_name(c.last_name, c.first_name, c.preferred_name),
+                sent_at=as_utc(d.sent_at),
+                kind_key=d.kind,
+                kind=KIND_LABELS.get(d.kind, d.kind.capitalize()),
+                sender=sender or "System",
+                recipient=d.recipient,
+                forms=d.form_names,
+                attachments=d.attachment_names,
+                channel=CHANNEL_LABELS.get(d.channel, d.channel),
+                status_key=d.status,
+                status=STATUS_LABELS.get(d.status, d.status),
+                error=d.error,
+                resend_of_id=d.resend_of_id,
+                can_resend=_resendable(actor, d, now),
+            )
+            for d, c, sender in rows
+        ],
+        total=total or 0,
+    )
+
+
+def log_for_client(
+    session: Session, *, actor: Actor, client_id: int, limit: int = 1000
+) -> list[DocumentRow]:
+    """Everything sent to one client, newest first (the Documents tab without filters)."""
+    return search_log(session, actor=actor, client_id=client_id, limit=limit).rows
+
+
+def senders(session: Session, *, actor: Actor) -> list[tuple[int, str]]:
+    """(user id, name) of everyone who has sent something, for the sender filter;
+    ``SYSTEM_SENDER`` stands for rows no staff member sent."""
+    require(actor, "documents.view")
+    ids = set(session.scalars(select(DocumentLogEntry.sender_user_id).distinct()))
+    named = [
+        (u.id, u.display_name)
+        for u in session.scalars(select(User).where(User.id.in_([i for i in ids if i is not None])))
     ]
+    named.sort(key=lambda pair: pair[1].lower())
+    return [*named, (SYSTEM_SENDER, "System")] if None in ids else named
+
+
+# --- composing and sending forms -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recipient:
+    address: str
+    problem: str  # "" when forms can be emailed to this client
+
+
+@dataclass(frozen=True)
+class AttachmentInfo:
+    name: str
+    content_type: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class EmailPreview:
+    """Exactly the email that will go out, and a fingerprint of it: a send made with the
+    fingerprint is refused if anything changed since the sender looked."""
+
+    client_id: int
+    recipient: str
+    subject: str
+    body: str
+    form_ids: tuple[int, ...]
+    form_names: tuple[str, ...]
+    attachments: tuple[AttachmentInfo, ...]
+    fingerprint: str
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(a.size_bytes for a in self.attachments)
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    entry_id: int
+    status: str  # "sent" or "failed"
+    error: str
+    sent_at: datetime
+    recipient: str
+
+
+def _client(session: Session, actor: Actor, client_id: int, action: str) -> Client:
+    client = session.get(Client, client_id)
+    if client is None:
+        raise PermissionDenied("There is no such client.")
+    require_client_access(actor, action, client.clinician_id)
+    return client
+
+
+def _recipient(client: Client) -> Recipient:
+    if not client.email:
+        return Recipient("", "The client has no email address (Contact tab).")
+    try:
+        address = clean_email(client.email, required=True)
+    except FieldError:
+        return Recipient(client.email, "The email address on the Contact tab is not valid.")
+    if not client.email_ok:
+        return Recipient(
+            address, "The client has not agreed to be emailed (email consent, Contact tab)."
+        )
+    return Recipient(address, "")
+
+
+def recipient_for(session: Session, *, actor: Actor, client_id: int) -> Recipient:
+    """Where forms to this client would go, or why they cannot be emailed."""
+    return _recipient(_client(session, actor, client_id, "documents.send"))
+
+
+def _practice_name(session: Session) -> str:
+    setting = session.get(PracticeSetting, "practice_name")
+    return setting.value if setting else "your practice"
+
+
+def compose(chosen: list[forms.FormRow], *, first_name: str, practice_name: str) -> tuple[str, str]:
+    """(subject, body) of one email carrying the chosen forms. One form sends its own text;
+    several send each form's text under its name, so nothing the admin wrote is lost."""
+    if len(chosen) == 1:
+        form = chosen[0]
+        return (
+            forms.fill(form.email_subject, first_name=first_name),
+            forms.fill(form.email_body, first_name=first_name),
+        )
+    parts = []
+    for form in chosen:
+        body = forms.fill(form.email_body, first_name=first_name)
+        parts.append(f"{form.name}\n{'-' * len(form.name)}\n{body}")
+    return f"{len(chosen)} forms from {practice_name}", "\n\n\n".join(parts)
+
+
+def _fingerprint(recipient: str, subject: str, body: str, files: list) -> str:
+    digest = hashlib.sha256()
+    for part in (recipient, subject, body, *(f"{a.stored_name}:{a.sha256}" for a in files)):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _prepare(
+    session: Session, actor: Actor, client_id: int, form_ids: tuple[int, ...]
+) -> tuple[Client, EmailPreview, list[forms.AttachmentRow]]:
+    client = _client(session, actor, client_id, "documents.send")
+    errors: dict[str, str] = {}
+    recipient = _recipient(client)
+    if recipient.problem:
+        errors["recipient"] = recipient.problem
+    wanted = tuple(dict.fromkeys(form_ids))
+    by_id = {f.form_id: f for f in forms.list_forms(session, actor=actor, form_ids=wanted)}
+    chosen = [by_id[i] for i in wanted if i in by_id]
+    files = [a for f in chosen for a in f.attachments]
+    if not wanted:
+        errors["forms"] = "Choose at least one form."
+    elif len(chosen) != len(wanted):
+        errors["forms"] = "A chosen form is no longer in the library; reload and choose again."
+    elif (
+        len(NAME_SEPARATOR.join(f.name for f in chosen)) > 500
+        or len(", ".join(a.original_name for a in files)) > 1000
+    ):  # what the log row can hold, so a resend finds the same forms
+        errors["forms"] = "That is more forms than one email can carry. Send fewer at a time."
+    elif sum(a.size_bytes for a in files) > MAX_EMAIL_ATTACHMENT_BYTES:
+        errors["forms"] = (
+            "Together these forms' attachments are too large for one email "
+            f"(at most {MAX_EMAIL_ATTACHMENT_BYTES // (1024 * 1024)} MB). Send fewer at a time."
+        )
+    if errors:
+        raise ValidationError(errors)
+    subject, body = compose(
+        chosen, first_name=client.first_name, practice_name=_practice_name(session)
+    )
+    preview = EmailPreview(
+        client_id=client.id,
+        recipient=recipient.address,
+        subject=subject,
+        body=body,
+        form_ids=tuple(f.form_id for f in chosen),
+        form_names=tuple(f.name for f in chosen),
+        attachments=tuple(
+            AttachmentInfo(a.original_name, a.content_type, a.size_bytes) for a in files
+        ),
+        fingerprint=_fingerprint(recipient.address, subject, body, files),
+    )
+    return client, preview, files
+
+
+def preview_forms(
+    session: Session, *, actor: Actor, client_id: int, form_ids: tuple[int, ...]
+) -> EmailPreview:
+    """The email that sending these forms to this client would send. Raises
+    ``ValidationError`` on ``recipient`` / ``forms`` when it cannot be sent."""
+    return _prepare(session, actor, client_id, tuple(form_ids))[1]
+
+
+def _log(
+    session: Session,
+    *,
+    actor: Actor,
+    client_id: int,
+    recipient: str,
+    form_names: str,
+    attachment_names: str,
+    status: str,
+    error: str = "",
+    resend_of_id: int | None = None,
+) -> DocumentLogEntry:
+    entry = DocumentLogEntry(
+        client_id=client_id,
+        kind="form",
+        sent_at=utcnow(),
+        sender_user_id=actor.user_id,
+        recipient=recipient[:254],
+        form_names=form_names[:500],
+        attachment_names=attachment_names[:1000],
+        channel="email",
+        status=status,
+        error=error[:500],
+        resend_of_id=resend_of_id,
+    )
+    session.add(entry)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="documents.send",
+        entity="document_log",
+        entity_id=entry.id,
+        client_id=client_id,
+        after={"status": status, "resend_of_id": resend_of_id},
+        detail=f"forms={len(form_names.split(NAME_SEPARATOR))} status={status}",
+    )
+    return entry
+
+
+@dataclass(frozen=True)
+class QueuedSend:
+    entry_id: int
+    queued_at: datetime
+    preview: EmailPreview
+    attachments: tuple[mail.Attachment, ...]
+    error: str  # set when the send failed before any mail server was contacted
+
+
+def queue_forms(
+    session: Session,
+    *,
+    actor: Actor,
+    client_id: int,
+    form_ids: tuple[int, ...],
+    data_dir: Path,
+    expected_fingerprint: str | None = None,
+    resend_of_id: int | None = None,
+) -> QueuedSend:
+    """Write the "queued" log row and load the attachments (checksums verified).
+
+    Raises ``ValidationError`` (nothing written) when the email cannot be sent or, with
+    ``expected_fingerprint``, differs from the preview the sender saw. A stored file that is
+    missing or changed is logged as a failed send.
+    """
+    client, preview, files = _prepare(session, actor, client_id, tuple(form_ids))
+    if expected_fingerprint is not None and expected_fingerprint != preview.fingerprint:
+        raise ValidationError(
+            {"forms": "The forms or the address changed since you looked. Check the email again."}
+        )
+    if resend_of_id is not None:
+        original = session.get(DocumentLogEntry, resend_of_id)
+        if original is None or original.client_id != client.id or original.kind != "form":
+            raise ValidationError({"forms": "Only a form sent to this client can be resent."})
+    names = NAME_SEPARATOR.join(preview.form_names)
+    attachment_names = ", ".join(a.name for a in preview.attachments)
+    loaded: list[mail.Attachment] = []
+    error = ""
+    try:
+        for a in files:
+            content = forms.read_attachment(data_dir, stored_name=a.stored_name, sha256=a.sha256)
+            loaded.append(mail.Attachment(a.original_name, content, a.content_type))
+    except forms.AttachmentUnavailable as exc:
+        error = f"not sent: {exc}; an admin should upload it again"
+    entry = _log(
+        session,
+        actor=actor,
+        client_id=client.id,
+        recipient=preview.recipient,
+        form_names=names,
+        attachment_names=attachment_names,
+        status="failed" if error else "queued",
+        error=error,
+        resend_of_id=resend_of_id,
+    )
+    return QueuedSend(entry.id, as_utc(entry.sent_at), preview, tuple(loaded), error)
+
+
+def finish_send(
+    session: Session, *, actor: Actor, entry_id: int, status: str, error: str = ""
+) -> SendOutcome:
+    """Record how a queued send went. Only a queued row changes, and only once."""
+    if status not in ("sent", "failed"):
+        raise ValueError(f"unknown outcome {status!r}")
+    entry = session.get(DocumentLogEntry, entry_id)
+    if entry is None:
+        raise PermissionDenied("There is no such document.")
+    _client(session, actor, entry.client_id, "documents.send")
+    now = utcnow()
+    changed = session.execute(
+        update(DocumentLogEntry)
+        .where(DocumentLogEntry.id == entry_id, DocumentLogEntry.status == "queued")
+        .values(status=status, error=error[:500], sent_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.refresh(entry)
+    if changed:
+        audit.record(
+            session,
+            actor=actor,
+            action="documents.send_result",
+            entity="document_log",
+            entity_id=entry_id,
+            client_id=entry.client_id,
+            before={"status": "queued"},
+            after={"status": status},
+            detail=error[:200],
+            at=now,
+        )
+    return SendOutcome(entry_id, entry.status, entry.error, as_utc(entry.sent_at), entry.recipient)
+
+
+def send_forms(
+    engine: Engine,
+    *,
+    actor: Actor,
+    client_id: int,
+    form_ids: tuple[int, ...],
+    settings: mail.MailSettings,
+    data_dir: Path,
+    expected_fingerprint: str | None = None,
+    resend_of_id: int | None = None,
+) -> SendOutcome:
+    """Queue, send and log one email with the chosen forms. Takes the engine, not a session,
+    because the queued row is committed before the mail server is contacted (see the module
+    docstring). Raises ``ValidationError`` or ``PermissionDenied`` when nothing was sent;
+    a mail failure is an outcome (``status == "failed"``), logged, not an exception."""
+    with transaction(engine) as session:
+        queued = queue_forms(
+            session,
+            actor=actor,
+            client_id=client_id,
+            form_ids=form_ids,
+            data_dir=data_dir,
+            expected_fingerprint=expected_fingerprint,
+            resend_of_id=resend_of_id,
+        )
+    preview = queued.preview
+    if queued.error:
+        return SendOutcome(
+            queued.entry_id, "failed", queued.error, queued.queued_at, preview.recipient
+        )
+    try:
+        message = mail.build_message(
+            settings,
+            to=preview.recipient,
+            subject=preview.subject,
+            body=preview.body,
+            attachments=list(queued.attachments),
+        )
+    except mail.MailError as exc:
+        status, error = "failed", str(exc)
+    else:
+        result = mail.send(settings, message)
+        status, error = result.status, result.error
+    with transaction(engine) as session:
+        return finish_send(
+            session, actor=actor, entry_id=queued.entry_id, status=status, error=error
+        )
+
+
+@dataclass(frozen=True)
+class ResendPlan:
+    entry_id: int
+    client_id: int
+    form_ids: tuple[int, ...]
+    problem: str  # "" when it can be resent
+
+
+def resend_plan(session: Session, *, actor: Actor, entry_id: int) -> ResendPlan:
+    """What resending a logged form send would send: the same forms as they are in the
+    library now, to the client's current address (often the reason the first one failed)."""
+    entry = session.get(DocumentLogEntry, entry_id)
+    if entry is None:
+        raise PermissionDenied("There is no such document.")
+    _client(session, actor, entry.client_id, "documents.send")
+    if entry.kind != "form":
+        return ResendPlan(entry_id, entry.client_id, (), "Only emailed forms can be resent here.")
+    if not _resendable(actor, entry, utcnow()):
+        return ResendPlan(entry_id, entry.client_id, (), "This send is still in progress.")
+    wanted = entry.form_names.split(NAME_SEPARATOR)
+    by_name = {f.name: f.form_id for f in forms.list_forms(session, actor=actor)}
+    missing = [n for n in wanted if n not in by_name]
+    if missing:
+        return ResendPlan(
+            entry_id,
+            entry.client_id,
+            tuple(by_name[n] for n in wanted if n in by_name),
+            "Not in the library any more: " + ", ".join(missing) + ".",
+        )
+    return ResendPlan(entry_id, entry.client_id, tuple(by_name[n] for n in wanted), "")

@@ -73,6 +73,11 @@ def _existing(session: Session, key: str) -> LedgerEntry | None:
     return session.scalar(select(LedgerEntry).where(LedgerEntry.idempotency_key == key))
 
 
+def _same_client(previous: LedgerEntry, client_id: int) -> None:
+    if previous.client_id != client_id:
+        raise PostingError("This posting key was already used for another client.")
+
+
 def check_reference(method: str, reference: str) -> str:
     """A check number, the card's last 4 digits and the like — never a card number."""
     text = (reference or "").strip()
@@ -107,8 +112,7 @@ def _post(
         require_client_access(actor, action, client.clinician_id)
     previous = _existing(session, key)
     if previous is not None:
-        if previous.client_id != client_id:
-            raise PostingError("This posting key was already used for another client.")
+        _same_client(previous, client_id)
         state = refresh_client(session, client_id)
         return _result(previous, state, duplicate=True)
     if precheck is not None:
@@ -140,6 +144,7 @@ def _post(
                 "This posting clashes with one made a moment ago (an entry can be reversed "
                 "only once). Reload to see the ledger."
             ) from None
+        _same_client(previous, client_id)
         return _result(previous, refresh_client(session, client_id), duplicate=True)
     state = refresh_client(session, client_id)
     audit.record(

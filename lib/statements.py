@@ -21,6 +21,7 @@ from lib.ledger import client_state
 from lib.models import Client, DocumentLogEntry, LedgerEntry, PracticeSetting, Service
 from lib.money import format_cents
 from lib.policy import Actor, require, require_client_access
+from lib.postings import METHOD_LABELS
 from lib.timeutil import utcnow
 
 FONT_PATHS = (
@@ -93,7 +94,7 @@ def build_statement(
     reversed_ids = {e.reverses_entry_id for e in entries.values() if e.kind == "reversal"}
     since = today - timedelta(days=RECENT_PAYMENT_DAYS)
     payments = [
-        (e.service_date, f"{e.method or 'payment'}".capitalize(), e.amount_cents)
+        (e.service_date, METHOD_LABELS.get(e.method, "Payment"), e.amount_cents)
         for e in sorted(entries.values(), key=lambda e: e.id)
         if e.kind == "payment"
         and e.responsibility == "client"
@@ -249,7 +250,8 @@ def create_statements(
     content = render(statements)
     folder = data_dir / "statements"
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"statement-{utcnow():%Y%m%d-%H%M%S}-{secrets.token_hex(6)}.pdf"
+    # At most 40 characters: the name is the audit row's entity id (VARCHAR(40)).
+    name = f"statement-{utcnow():%Y%m%d-%H%M%S}-{secrets.token_hex(5)}.pdf"
     (folder / name).write_bytes(content)
     now = utcnow()
     for client_id, st in zip(client_ids, statements, strict=True):

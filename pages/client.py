@@ -101,11 +101,16 @@ def _change_status() -> None:
             st.rerun()
 
 
-actions = st.columns(4)
-if allowed(actor, "payment.record") and actions[0].button(
-    "Record payment", icon=":material/payments:", key="head_pay"
-):
-    billing.record_payment_dialog(record.client_id)
+actions = st.columns(5)
+if allowed(actor, "payment.record"):
+    actions[0].button(
+        "Record payment",
+        icon=":material/payments:",
+        key="head_pay",
+        on_click=billing.open_payment_dialog,
+        args=(record.client_id,),
+    )
+    billing.payment_dialog_if_open(record.client_id)
 if allowed(actor, "appointment.schedule") and actions[1].button(
     "Schedule appointment", icon=":material/event:", key="head_schedule"
 ):
@@ -114,6 +119,12 @@ if allowed(actor, "client.change_status") and actions[2].button(
     "Change status", icon=":material/swap_horiz:"
 ):
     _change_status()
+if allowed(actor, "portal.invite"):
+    reminders_tab.invite_action(actions[3], record.client_id)
+if allowed(actor, "documents.send") and actions[4].button(
+    "Send forms", icon=":material/outgoing_mail:", key="head_send_forms"
+):
+    documents_tab.open_send_dialog(record.client_id)
 notice = st.session_state.pop(billing.LAST_RECEIPT, None)
 if notice:
     st.success(notice)

@@ -19,6 +19,7 @@ from ui import context
 from ui.client_views import billing_tab
 
 PAYMENT_DIALOG = "cd_payment_dialog_key"
+PAYMENT_OPEN = "cd_payment_dialog_open"  # id of the client whose payment dialog is open
 LAST_RECEIPT = "cd_last_payment"
 
 
@@ -34,7 +35,26 @@ def _show_errors(errors: dict[str, str], slots: dict) -> None:
         slots.get(field, st).error(message)
 
 
-@st.dialog("Record payment")
+def open_payment_dialog(client_id: int) -> None:
+    """Button callback: open the payment dialog (with a fresh idempotency key).
+
+    The dialog stays open while this flag is set, so every rerun (and AppTest, which cannot
+    rerun a dialog on its own) draws it again; dismissing or posting clears the flag.
+    """
+    st.session_state[PAYMENT_OPEN] = client_id
+    st.session_state.pop(PAYMENT_DIALOG, None)
+
+
+def _close_payment_dialog() -> None:
+    st.session_state.pop(PAYMENT_OPEN, None)
+
+
+def payment_dialog_if_open(client_id: int) -> None:
+    if st.session_state.get(PAYMENT_OPEN) == client_id:
+        record_payment_dialog(client_id)
+
+
+@st.dialog("Record payment", on_dismiss=_close_payment_dialog)
 def record_payment_dialog(client_id: int) -> None:
     key = _key(PAYMENT_DIALOG)
     with read_session(context.engine()) as session:
@@ -124,6 +144,7 @@ def record_payment_dialog(client_id: int) -> None:
         for k in [k for k in st.session_state if str(k).startswith("pay_")]:
             del st.session_state[k]
         del st.session_state[PAYMENT_DIALOG]
+        _close_payment_dialog()
         st.session_state[LAST_RECEIPT] = message
         st.rerun()
 
@@ -247,10 +268,14 @@ def billing_section(client_id: int) -> None:
     """The Billing tab: actions for the role, and the ledger (messages show in the header)."""
     actor = context.actor()
     c1, c2, _ = st.columns([1, 1, 2])
-    if allowed(actor, "payment.record") and c1.button(
-        "Record payment", key="billing_pay", icon=":material/payments:"
-    ):
-        record_payment_dialog(client_id)
+    if allowed(actor, "payment.record"):
+        c1.button(
+            "Record payment",
+            key="billing_pay",
+            icon=":material/payments:",
+            on_click=open_payment_dialog,
+            args=(client_id,),
+        )
     if allowed(actor, "statement.create") and c2.button(
         "Statement (PDF)", key="billing_stmt", icon=":material/description:"
     ):

@@ -46,11 +46,14 @@ def _save(form: TabForm, save_fn, values: dict) -> None:
     else:
         form.saved(new_version, values)
         st.session_state.pop(f"{form.prefix}stale", None)
-        st.toast("Saved.", icon=":material/check:")
+        # A toast sent right before st.rerun() never reaches the screen: show it next run.
+        st.session_state[f"{form.prefix}saved_notice"] = True
         st.rerun()
 
 
 def _stale_notice(form: TabForm) -> None:
+    if st.session_state.pop(f"{form.prefix}saved_notice", False):
+        st.toast("Saved.", icon=":material/check:")
     message = st.session_state.get(f"{form.prefix}stale")
     if message:
         st.error(message)
