@@ -45,8 +45,8 @@ def _sign_in(page: Page, username: str, password: str) -> None:
 
 
 def _expect_clients_page(page: Page) -> None:
-    expect(page.get_by_role("heading", name="Clients", exact=True)).to_be_visible()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(page.get_by_role("heading", name="Clients", exact=True).first).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out").first).to_be_visible()
     wait_idle(page)
     expect(_login_form(page)).to_have_count(0)
 
@@ -65,7 +65,7 @@ def test_manager_signs_in_and_sees_clients_and_balances(page: Page, server: Serv
     _expect_clients_page(page)
     expect(cells.filter(has_text=names).first).to_be_attached()
     expect(page.get_by_test_id("stMetric").filter(has_text=DOLLARS).first).to_be_visible()
-    expect(page.get_by_text("Morgan Manager")).to_be_visible()
+    expect(page.get_by_text("Morgan Manager").first).to_be_visible()
 
 
 def test_wrong_password_is_refused(page: Page, server: Server):
@@ -116,5 +116,5 @@ def test_a_deep_link_right_after_a_restart_goes_through_sign_in(page: Page, demo
         expect(page.get_by_role("heading", name="Staff accounts")).to_have_count(0)
 
         _sign_in(page, "admin", "demo-admin-2026")
-        expect(page.get_by_role("heading", name="Staff accounts")).to_be_visible()
-        expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+        expect(page.get_by_role("heading", name="Staff accounts").first).to_be_visible()
+        expect(page.get_by_role("button", name="Sign out").first).to_be_visible()
