@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from lib import client_totals
 from lib.models import Client, Clinician, OpenCharge, Payer
 from lib.policy import Actor, require
+from lib.timeutil import practice_today
 
 DEFAULT_EDGES = (30, 60, 90, 120)
 
@@ -133,7 +134,7 @@ def report(
     of unpaid charges, not the size of the ledger. Charges dated after ``as_of`` are left out.
     """
     require(actor, "report.balances")
-    as_of = as_of or date.today()
+    as_of = as_of or practice_today()
     bucket_list = buckets(edges)
     conditions = [OpenCharge.service_date <= as_of]
     if clinician_id is not None:
@@ -231,7 +232,7 @@ def clients_behind(
     from lib.clients import display_name  # lib.clients imports this module
 
     require(actor, "report.balances")
-    as_of = as_of or date.today()
+    as_of = as_of or practice_today()
     conditions = [OpenCharge.service_date <= as_of]
     if bucket_key:
         oldest, newest = bucket_by_key(bucket_key, edges).date_range(as_of)

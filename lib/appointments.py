@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lib import audit
-from lib.config import load_settings
 from lib.models import Appointment, Client, Clinician, Coverage, Service
 from lib.policy import Actor, require_client_access
 from lib.postings import post_charge
-from lib.timeutil import as_utc, utcnow
+from lib.timeutil import as_utc, practice_day, utcnow
 from lib.validation import ValidationError
 
 STATUS_LABELS = {
@@ -215,8 +213,7 @@ def set_status(
     if status == "completed":
         service = session.get(Service, appointment.service_id)
         split = charge_split(session, client, service.fee_cents)
-        tz = ZoneInfo(time_zone or load_settings().practice_time_zone)
-        service_day = as_utc(appointment.starts_at).astimezone(tz).date()
+        service_day = practice_day(appointment.starts_at, time_zone)
         for responsibility, (cents, payer_id) in split.items():
             if cents > 0:
                 post_charge(

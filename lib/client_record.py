@@ -31,7 +31,7 @@ from lib.models import (
     User,
 )
 from lib.policy import Actor, allowed, require, require_client_access, sees_only_own_clients
-from lib.timeutil import as_utc, local_text, utcnow
+from lib.timeutil import as_utc, local_text, practice_today, utcnow
 from lib.validation import (
     Validator,
     clean_choice,
@@ -184,7 +184,7 @@ def open_record(
         balance_cents=balance,
         client_due_cents=due,
         unapplied_credit_cents=credit,
-        age=_age(client.dob, date.today()),
+        age=_age(client.dob, practice_today()),
     )
 
 
@@ -227,7 +227,7 @@ def validate_personal(session: Session, values: dict[str, Any]) -> dict[str, Any
         allow_blank=False,
     )
     since = values.get("client_since")
-    if since is not None and since > date.today():
+    if since is not None and since > practice_today():
         v.fail("client_since", "'Client since' cannot be in the future.")
     v.values["client_since"] = since
     clinician_id = values.get("clinician_id")

@@ -20,7 +20,7 @@ from lib.models import (
     OpenCharge,
 )
 from lib.policy import Actor, allowed, require, sees_only_own_clients
-from lib.timeutil import utcnow
+from lib.timeutil import practice_day, practice_today, utcnow
 from lib.validation import (
     Validator,
     clean_choice,
@@ -218,7 +218,7 @@ def list_clients(
     if has_balance:
         conditions.append(Client.total_cents != 0)
     if aging_bucket:
-        oldest, newest = aging.bucket_by_key(aging_bucket).date_range(as_of or date.today())
+        oldest, newest = aging.bucket_by_key(aging_bucket).date_range(as_of or practice_today())
         in_bucket = [OpenCharge.client_id == Client.id, OpenCharge.service_date <= newest]
         if oldest is not None:
             in_bucket.append(OpenCharge.service_date >= oldest)
@@ -570,7 +570,7 @@ def create_client(
         phone_mobile=values["phone_mobile"],
         clinician_id=values["clinician_id"],
         status=values["status"],
-        client_since=now.astimezone().date(),  # this server's date, like date.today()
+        client_since=practice_day(now),  # the practice's day, not the server's
         created_at=now,
         updated_at=now,
         updated_by=actor.user_id,

@@ -32,7 +32,7 @@ from lib import audit
 from lib.client_record import StaleEdit
 from lib.models import Form, FormAttachment
 from lib.policy import Actor, require
-from lib.timeutil import utcnow
+from lib.timeutil import practice_today, utcnow
 from lib.validation import FieldError, ValidationError, Validator, clean_text
 
 PLACEHOLDER = "{first_name}"
@@ -280,7 +280,7 @@ def phi_problems(text: str, *, today: date | None = None) -> list[str]:
 
     Messages say what and on which line, never the matched value (it may be PHI itself).
     """
-    today = today or date.today()
+    today = today or practice_today()
     problems: list[str] = []
     for m in _PLACEHOLDER.finditer(text):
         token = m[1].strip().lower()

@@ -17,7 +17,7 @@ from lib import audit
 from lib.client_record import ClientNotFound, StaleEdit, last_change
 from lib.models import Client, Coverage, Payer
 from lib.policy import Actor, require_client_access
-from lib.timeutil import utcnow
+from lib.timeutil import practice_today, utcnow
 from lib.validation import FieldError, ValidationError, Validator, clean_text
 
 MAX_COVERAGES = 3
@@ -118,7 +118,7 @@ def validate_coverages(
     session: Session, billing_type: str, coverages: list[CoverageInput], today: date | None = None
 ) -> list[CoverageInput]:
     """Clean the coverages; errors are keyed ``coverage_<rank>.<field>``."""
-    today = today or date.today()
+    today = today or practice_today()
     errors: dict[str, str] = {}
     if billing_type not in BILLING_TYPES:
         raise ValidationError({"billing_type": "Choose self-pay or insurance."})

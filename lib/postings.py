@@ -22,7 +22,7 @@ from lib import audit
 from lib.ledger import ClientState, client_state, refresh_client
 from lib.models import Client, LedgerEntry, Payer
 from lib.policy import Actor, require_client_access
-from lib.timeutil import utcnow
+from lib.timeutil import practice_today, utcnow
 from lib.validation import ValidationError
 
 METHOD_LABELS = {"card": "Card", "cash": "Cash", "check": "Check", "ach": "ACH", "other": "Other"}
@@ -238,8 +238,8 @@ def record_payment(
     if errors:
         raise ValidationError(errors)
     reference = check_reference(method, reference)
-    received = received_on or date.today()
-    if received > date.today():
+    received = received_on or practice_today()
+    if received > practice_today():
         raise ValidationError({"received_on": "A payment cannot be received in the future."})
     return _post(
         session,
@@ -287,7 +287,7 @@ def post_adjustment(
             "kind": "adjustment",
             "responsibility": responsibility,
             "amount_cents": amount_cents,
-            "service_date": on_date or date.today(),
+            "service_date": on_date or practice_today(),
             "memo": memo.strip()[:300],
         },
     )
@@ -326,7 +326,7 @@ def post_refund(
             "kind": "refund",
             "responsibility": "client",
             "amount_cents": amount_cents,
-            "service_date": date.today(),
+            "service_date": practice_today(),
             "method": method,
             "reference": reference,
             "memo": (memo or "").strip()[:300],
@@ -371,7 +371,7 @@ def reverse_entry(
             "kind": "reversal",
             "responsibility": original.responsibility,
             "amount_cents": original.amount_cents,
-            "service_date": date.today(),
+            "service_date": practice_today(),
             "reverses_entry_id": original.id,
             "memo": reason.strip()[:300],
         },

@@ -22,7 +22,7 @@ from lib.models import Client, DocumentLogEntry, LedgerEntry, PracticeSetting, S
 from lib.money import format_cents
 from lib.policy import Actor, require, require_client_access
 from lib.postings import METHOD_LABELS
-from lib.timeutil import utcnow
+from lib.timeutil import practice_now, practice_today, utcnow
 
 FONT_PATHS = (
     Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
@@ -64,7 +64,7 @@ def build_statement(
     """What a statement says, from the ledger itself (not the projections)."""
     client = session.get(Client, client_id)
     require_client_access(actor, "statement.create", client.clinician_id if client else None)
-    today = today or date.today()
+    today = today or practice_today()
     state = client_state(session, client_id)
     entries = {
         e.id: e
@@ -251,7 +251,7 @@ def create_statements(
     folder = data_dir / "statements"
     folder.mkdir(parents=True, exist_ok=True)
     # At most 40 characters: the name is the audit row's entity id (VARCHAR(40)).
-    name = f"statement-{utcnow():%Y%m%d-%H%M%S}-{secrets.token_hex(5)}.pdf"
+    name = f"statement-{practice_now():%Y%m%d-%H%M%S}-{secrets.token_hex(5)}.pdf"
     (folder / name).write_bytes(content)
     now = utcnow()
     for client_id, st in zip(client_ids, statements, strict=True):

@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from lib.timeutil import practice_today
+
 US_STATES = frozenset(
     "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH "
     "NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR GU VI AS MP".split()
@@ -102,7 +104,7 @@ def clean_dob(
         if required:
             raise FieldError("Enter the date of birth.")
         return None
-    today = today or date.today()
+    today = today or practice_today()
     if value > today:
         raise FieldError("The date of birth cannot be in the future.")
     if value.year < 1900:

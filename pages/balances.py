@@ -3,8 +3,6 @@
 Select a row of any breakdown to list the clients behind it.
 """
 
-from datetime import date
-
 import pandas as pd
 import streamlit as st
 
@@ -12,6 +10,7 @@ from lib import aging, clients, payers, statements
 from lib.db import read_session, transaction
 from lib.money import format_cents
 from lib.policy import allowed
+from lib.timeutil import practice_today
 from ui import context
 from ui.export import export_buttons
 from ui.tables import money_column
@@ -25,7 +24,7 @@ with read_session(engine) as session:
     payer_names = {p.payer_id: p.name for p in payers.list_payers(session, include_inactive=True)}
 
 c1, c2, c3, c4 = st.columns(4)
-as_of = c1.date_input("As of", value=date.today(), format="MM/DD/YYYY", key="ar_as_of")
+as_of = c1.date_input("As of", value=practice_today(), format="MM/DD/YYYY", key="ar_as_of")
 edges_text = c2.text_input(
     "Bucket edges (days)",
     value="30, 60, 90, 120",

@@ -6,6 +6,7 @@ import streamlit as st
 
 from lib import clients
 from lib.db import read_session, transaction
+from lib.timeutil import practice_today
 from lib.validation import ValidationError
 from ui import context
 
@@ -29,7 +30,7 @@ with st.form("new_client"):
         "Date of birth",
         value=None,
         min_value=date(1900, 1, 1),
-        max_value=date.today(),
+        max_value=practice_today(),
         format="MM/DD/YYYY",
         key="nc_dob",
     )

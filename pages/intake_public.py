@@ -12,7 +12,7 @@ import streamlit as st
 
 from lib import intake
 from lib.db import read_session, transaction
-from lib.timeutil import utcnow
+from lib.timeutil import practice_today, utcnow
 from lib.validation import ValidationError
 from ui import context
 from ui.intake_tab import literal, question_input
@@ -71,7 +71,7 @@ with st.form(f"public_intake_{generation}", border=False):
         "Date of birth *",
         value=None,
         min_value=date(1900, 1, 1),
-        max_value=date.today(),
+        max_value=practice_today(),
         format="MM/DD/YYYY",
         key=key("dob"),
     )

@@ -12,9 +12,12 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
@@ -147,3 +150,17 @@ def demo_engine(demo_url) -> Iterator[Engine]:
     eng = make_engine(demo_url)
     yield eng
     eng.dispose()
+
+
+# "Today" is the practice's day. At 23:30 in New York, UTC is already on the next day: a test
+# that runs at this clock catches any use of the server's (UTC) date.
+PRACTICE_TZ = "America/New_York"
+LATE_EVENING = datetime(2026, 11, 29, 23, 30, tzinfo=ZoneInfo(PRACTICE_TZ))
+
+
+@pytest.fixture
+def late_evening(monkeypatch) -> Iterator[datetime]:
+    """The clock at 23:30 practice time on 2026-11-29 (04:30 UTC on the 30th), ticking."""
+    monkeypatch.setenv("CLIENTDESK_TIME_ZONE", PRACTICE_TZ)
+    with time_machine.travel(LATE_EVENING, tick=True):
+        yield LATE_EVENING

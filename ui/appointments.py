@@ -5,7 +5,7 @@ Times are typed in the practice's time zone and stored in UTC.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -14,7 +14,7 @@ import streamlit as st
 from lib import appointments, clients, services
 from lib.db import read_session, transaction
 from lib.policy import PermissionDenied
-from lib.timeutil import local_text
+from lib.timeutil import local_text, practice_today
 from lib.validation import ValidationError
 from ui import context
 
@@ -27,7 +27,7 @@ def schedule_dialog(client_id: int, default_clinician: int | None) -> None:
         service_rows = services.list_services(session)
     by_id = {s.service_id: s for s in service_rows}
     c1, c2 = st.columns(2)
-    day = c1.date_input("Date", value=date.today(), format="MM/DD/YYYY", key="appt_day")
+    day = c1.date_input("Date", value=practice_today(), format="MM/DD/YYYY", key="appt_day")
     start = c2.time_input("Start time", value=time(10, 0), step=900, key="appt_time")
     service_id = st.selectbox(
         "Service", list(by_id), format_func=lambda s: by_id[s].label, key="appt_service"

@@ -6,7 +6,6 @@ Each dialog takes an idempotency key when it opens, so a double-click posts once
 from __future__ import annotations
 
 import uuid
-from datetime import date
 
 import streamlit as st
 
@@ -14,6 +13,7 @@ from lib import mail, payers, postings, receipts, statements
 from lib.db import read_session, transaction
 from lib.money import MoneyError, format_cents, parse_amount
 from lib.policy import PermissionDenied, allowed
+from lib.timeutil import practice_today
 from lib.validation import ValidationError
 from ui import context
 from ui.client_views import billing_tab
@@ -95,8 +95,8 @@ def record_payment_dialog(client_id: int) -> None:
     slots["authorization_code"] = c2.empty()
     received = st.date_input(
         "Received on",
-        value=date.today(),
-        max_value=date.today(),
+        value=practice_today(),
+        max_value=practice_today(),
         format="MM/DD/YYYY",
         key="pay_received",
     )

@@ -14,6 +14,7 @@ from lib import clients, insurance
 from lib.db import transaction
 from lib.money import MoneyError, format_cents, parse_amount
 from lib.payers import PayerRow
+from lib.timeutil import practice_today
 from lib.validation import ValidationError
 from ui import context
 from ui.client_form import TabForm
@@ -83,7 +84,7 @@ def personal_tab(record: cr.ClientRecord, clinicians: dict[int, str], can_edit: 
         c1, c2, c3 = st.columns(3)
         form.text(c1, "preferred_name", "Preferred name", max_chars=80)
         form.text(c2, "pronouns", "Pronouns", max_chars=40)
-        form.date(c3, "dob", "Date of birth", min_value=DOB_MIN, max_value=date.today())
+        form.date(c3, "dob", "Date of birth", min_value=DOB_MIN, max_value=practice_today())
         c1, c2, c3 = st.columns(3)
         form.select(
             c1, "sex", "Sex (as on insurance)", ["", *cr.SEXES], format_func=cr.SEX_LABELS.get
@@ -116,7 +117,7 @@ def personal_tab(record: cr.ClientRecord, clinicians: dict[int, str], can_edit: 
             [0, *clinicians],
             format_func=lambda c: clinicians.get(c, "Not assigned"),
         )
-        form.date(c2, "client_since", "Client since", min_value=DOB_MIN, max_value=date.today())
+        form.date(c2, "client_since", "Client since", min_value=DOB_MIN, max_value=practice_today())
         form.text(c3, "referral_source", "Referral source", max_chars=120)
         form.text(st, "language", "Preferred language", max_chars=40)
         submitted = st.form_submit_button(
@@ -318,7 +319,7 @@ def insurance_tab(
                     f"{i}_subscriber_dob",
                     "Subscriber date of birth",
                     min_value=DOB_MIN,
-                    max_value=date.today(),
+                    max_value=practice_today(),
                 )
                 form.error_slot(p + "subscriber_dob", c3)
                 c1, c2 = st.columns(2)

@@ -7,15 +7,13 @@ Streamlit glue only: composing, sending and logging live in ``lib.documents``. U
 
 from __future__ import annotations
 
-from datetime import date
-
 import pandas as pd
 import streamlit as st
 
 from lib import documents, forms, mail
 from lib.db import read_session
 from lib.policy import PermissionDenied, allowed
-from lib.timeutil import local_text
+from lib.timeutil import local_text, practice_today
 from lib.validation import ValidationError
 from ui import context
 from ui.export import export_buttons
@@ -202,7 +200,7 @@ def log_filters(prefix: str, *, with_client: bool, on_change=None) -> dict:
     values["date_from"] = c4.date_input(
         "From",
         value=None,
-        max_value=date.today(),
+        max_value=practice_today(),
         format="MM/DD/YYYY",
         key=f"{prefix}_from",
         on_change=on_change,
@@ -210,7 +208,7 @@ def log_filters(prefix: str, *, with_client: bool, on_change=None) -> dict:
     values["date_to"] = c5.date_input(
         "To",
         value=None,
-        max_value=date.today(),
+        max_value=practice_today(),
         format="MM/DD/YYYY",
         key=f"{prefix}_to",
         on_change=on_change,

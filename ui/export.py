@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import pandas as pd
 import streamlit as st
 
 from lib import export
 from lib.db import transaction
+from lib.timeutil import practice_today
 from ui import context
 
 
@@ -26,7 +25,7 @@ def _audit(what: str, file_format: str, rows: int, action: str) -> None:
 
 def export_buttons(frame: pd.DataFrame, *, name: str, what: str, action: str) -> None:
     """Two buttons; each click writes an audit row before the file is handed over."""
-    stamp = date.today().isoformat()
+    stamp = practice_today().isoformat()
     c1, c2 = st.columns(2)
     c1.download_button(
         "Export CSV",
