@@ -12,7 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -160,7 +160,11 @@ LATE_EVENING = datetime(2026, 11, 29, 23, 30, tzinfo=ZoneInfo(PRACTICE_TZ))
 
 @pytest.fixture
 def late_evening(monkeypatch) -> Iterator[datetime]:
-    """The clock at 23:30 practice time on 2026-11-29 (04:30 UTC on the 30th), ticking."""
+    """The clock at 23:30 practice time on 2026-11-29 (04:30 UTC on the 30th), ticking.
+
+    The destination is given in UTC: time-machine would otherwise also move the process's
+    local time zone to New York, and the server's own date would look right by accident.
+    """
     monkeypatch.setenv("CLIENTDESK_TIME_ZONE", PRACTICE_TZ)
-    with time_machine.travel(LATE_EVENING, tick=True):
+    with time_machine.travel(LATE_EVENING.astimezone(UTC), tick=True):
         yield LATE_EVENING
