@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from lib.db import make_engine, upgrade
 from lib.demo import seed_demo
+from tests.downloads import downloads  # noqa: F401  (fixture: click a download in AppTest)
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEMO_CLIENTS = 60
