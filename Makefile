@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
+# Only this machine can connect unless told otherwise (ADDRESS=0.0.0.0 behind a TLS proxy).
+ADDRESS ?= 127.0.0.1
 CLIENTS ?= 300
 # `make run` serves the demo practice; set CLIENTDESK_DEMO=0 (and a cookie key) for real use.
 export CLIENTDESK_DEMO ?= 1
@@ -27,8 +29,9 @@ seed: migrate
 
 run: seed
 	@if [ "$(CLIENTDESK_DEMO)" = "1" ]; then $(BIN)/python -m lib.cli demo-logins; fi
-	@echo "Serving ClientDesk on http://localhost:$(PORT)"
-	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true
+	@echo "Serving ClientDesk on http://$(ADDRESS):$(PORT)"
+	$(BIN)/streamlit run serve.py --server.address $(ADDRESS) --server.port $(PORT) \
+		--server.headless true
 
 test: venv
 	$(BIN)/pytest -n 2 --dist loadgroup -p no:cacheprovider

@@ -33,6 +33,8 @@ class Settings:
     lockout_minutes: int
     practice_time_zone: str
     auto_migrate: bool
+    download_seconds: int
+    secure_cookies: bool
 
     @property
     def is_sqlite(self) -> bool:
@@ -59,6 +61,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         lockout_minutes=int(env.get("CLIENTDESK_LOCKOUT_MINUTES") or 15),
         practice_time_zone=env.get("CLIENTDESK_TIME_ZONE") or "America/New_York",
         auto_migrate=_flag(env.get("CLIENTDESK_AUTO_MIGRATE", "1")),
+        # A downloaded file answers its browser for at most a minute after the click.
+        download_seconds=max(1, min(60, int(env.get("CLIENTDESK_DOWNLOAD_SECONDS") or 60))),
+        secure_cookies=_flag(env.get("CLIENTDESK_SECURE_COOKIES")),
     )
 
 

@@ -6,13 +6,13 @@ Select a row of any breakdown to list the clients behind it.
 import pandas as pd
 import streamlit as st
 
-from lib import aging, clients, payers, statements
-from lib.db import read_session, transaction
+from lib import aging, clients, payers
+from lib.db import read_session
 from lib.money import format_cents
 from lib.policy import allowed
 from lib.timeutil import practice_today
 from ui import context
-from ui.export import export_buttons
+from ui.export import export_buttons, statements_button
 from ui.tables import money_column
 
 actor = context.actor()
@@ -222,22 +222,9 @@ if opened.selection.rows:
 st.caption(f"{len(behind):,} clients · click one to open it")
 export_buttons(client_frame, name="aging-clients", what="aging_clients", action="report.balances")
 if behind and allowed(actor, "statement.create"):
-    if st.button(f"Statements for these {len(behind):,} clients (one PDF)", key="ar_statements"):
-        with transaction(engine) as session:
-            pdf, name = statements.create_statements(
-                session,
-                actor=actor,
-                client_ids=[c.client_id for c in behind],
-                data_dir=context.settings().data_dir,
-            )
-        st.session_state["ar_statement_pdf"] = (pdf, name)
-    ready = st.session_state.get("ar_statement_pdf")
-    if ready:
-        st.download_button(
-            "Download the statements",
-            data=ready[0],
-            file_name=ready[1],
-            mime="application/pdf",
-            key="ar_statements_dl",
-        )
-        st.caption("Each statement is logged in the client's Documents.")
+    statements_button(
+        f"Statements for these {len(behind):,} clients (one PDF)",
+        client_ids=[c.client_id for c in behind],
+        key="ar_statements",
+    )
+    st.caption("Each statement is logged in the client's Documents.")

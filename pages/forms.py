@@ -12,6 +12,7 @@ from lib.client_record import StaleEdit
 from lib.db import read_session, transaction
 from lib.validation import ValidationError
 from ui import context
+from ui.export import download_button
 
 actor = context.actor()
 engine = context.engine()
@@ -124,13 +125,13 @@ if not attached:
 for a in attached:
     c1, c2, c3 = st.columns([4, 1, 1], vertical_alignment="center")
     c1.text(f"{a.original_name} · {a.content_type} · {a.size_bytes:,} bytes")
-    c2.download_button(
+    download_button(
         "Download",
-        data=_loader(a.attachment_id),
+        build=_loader(a.attachment_id),
         file_name=a.original_name,
         mime=a.content_type,
         key=f"form_att_dl_{a.attachment_id}",
-        icon=":material/download:",
+        container=c2,
     )
     if c3.button("Remove", key=f"form_att_rm_{a.attachment_id}", icon=":material/delete:"):
         with transaction(engine) as session:

@@ -9,7 +9,7 @@ import uuid
 
 import streamlit as st
 
-from lib import mail, payers, postings, receipts, statements
+from lib import mail, payers, postings, receipts
 from lib.db import read_session, transaction
 from lib.money import MoneyError, format_cents, parse_amount
 from lib.policy import PermissionDenied, allowed
@@ -17,6 +17,7 @@ from lib.timeutil import practice_today
 from lib.validation import ValidationError
 from ui import context
 from ui.client_views import billing_tab
+from ui.export import statements_button
 
 PAYMENT_DIALOG = "cd_payment_dialog_key"
 PAYMENT_OPEN = "cd_payment_dialog_open"  # id of the client whose payment dialog is open
@@ -276,25 +277,9 @@ def billing_section(client_id: int) -> None:
             on_click=open_payment_dialog,
             args=(client_id,),
         )
-    if allowed(actor, "statement.create") and c2.button(
-        "Statement (PDF)", key="billing_stmt", icon=":material/description:"
-    ):
-        with transaction(context.engine()) as session:
-            pdf, name = statements.create_statements(
-                session,
-                actor=actor,
-                client_ids=[client_id],
-                data_dir=context.settings().data_dir,
-            )
-        st.session_state["cd_statement_pdf"] = (pdf, name)
-    ready = st.session_state.get("cd_statement_pdf")
-    if ready:
-        st.download_button(
-            "Download the statement",
-            data=ready[0],
-            file_name=ready[1],
-            mime="application/pdf",
-            key="billing_stmt_dl",
+    if allowed(actor, "statement.create"):
+        statements_button(
+            "Statement (PDF)", client_ids=[client_id], key="billing_stmt", container=c2
         )
     if allowed(actor, "ledger.adjust"):
         corrections(client_id)

@@ -4,7 +4,9 @@
 renders, before anyone clicks, and that route checks no session. So nothing here hands Streamlit
 bytes at render time: the button gets a callable, which Streamlit runs on its download thread
 when the button is clicked. That thread has no session state, so everything the click needs
-(who is signed in, the engine) is captured while the page renders.
+(who is signed in, the engine, the browser's download cookie) is captured while the page
+renders. The file the click builds is then served by ``ui.download_guard`` only to that
+browser, for at most a minute.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from typing import Literal
 
 import pandas as pd
 import streamlit as st
+from streamlit import config as streamlit_config
 
-from lib import export
+from lib import export, statements
 from lib.db import transaction
 from lib.timeutil import practice_today
-from ui import context
+from ui import context, download_guard
 
 log = logging.getLogger("clientdesk.export")
 
@@ -51,15 +54,31 @@ def download_button(
     ``after_click="rerun"`` reruns the page after the click (e.g. to show a new document).
     """
 
+    where = container or st
+    if not (download_guard.installed() or streamlit_config.get_option("global.appTest")):
+        # `streamlit run app.py` serves /media to anyone: refuse rather than leak. (AppTest
+        # has no HTTP server at all, so nothing to guard.)
+        where.caption(
+            f"{label}: downloads are off because ClientDesk was started without its download "
+            "guard. Start it with `make run` (`streamlit run serve.py`)."
+        )
+        return
+    browser = download_guard.browser_token(st.context.cookies.get(download_guard.COOKIE))
+    seconds = context.settings().download_seconds
+
     def on_click() -> bytes:
         try:
-            return build()
+            data = build()
         except Exception as exc:
             # Streamlit logs the traceback of a failed download: keep data out of it.
             log.error("download %s failed: %s", key, type(exc).__name__)
             raise DownloadFailed("The file could not be prepared.") from None
+        download_guard.grant(
+            content=data, mimetype=mime, filename=file_name, browser=browser, seconds=seconds
+        )
+        return data
 
-    (container or st).download_button(
+    where.download_button(
         label,
         data=on_click,
         file_name=file_name,
@@ -114,4 +133,32 @@ def export_buttons(frame: FrameSource, *, name: str, what: str, action: str) -> 
         mime=XLSX,
         key=f"export_xlsx_{name}",
         container=c2,
+    )
+
+
+def statements_button(
+    label: str, *, client_ids: list[int], key: str, container=None, icon: str | None = None
+) -> None:
+    """One PDF of statements for these clients, made (stored, logged, audited) on click."""
+    actor = context.actor()
+    engine = context.engine()
+    data_dir = context.settings().data_dir
+    ids = list(client_ids)
+
+    def build() -> bytes:
+        with transaction(engine) as session:
+            pdf, _stored_as = statements.create_statements(
+                session, actor=actor, client_ids=ids, data_dir=data_dir
+            )
+        return pdf
+
+    download_button(
+        label,
+        build=build,
+        file_name=f"statements-{practice_today().isoformat()}.pdf",
+        mime="application/pdf",
+        key=key,
+        icon=icon or ":material/description:",
+        after_click="rerun",  # the new statements show in the Documents tab
+        container=container,
     )

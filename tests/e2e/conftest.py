@@ -1,7 +1,8 @@
 """A real ClientDesk server on a demo practice, and real Chromium, for end-to-end tests.
 
 The server is started the way `make run` starts it (migrate, seed the demo practice, `streamlit
-run app.py`) in a temporary data directory with SQLite, on a free port, once per test module.
+run serve.py`, i.e. app.py behind ClientDesk's download guard) in a temporary data directory
+with SQLite, on a free port, once per test module.
 Every test gets a fresh browser context, so cookies never leak from one test to the next.
 """
 
@@ -33,6 +34,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 START_TIMEOUT = 60.0
+SERVE = "serve.py"  # what `make run` serves: app.py behind the download guard
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 # Watches the page: script-state changes of stApp, and component values posted to Streamlit.
@@ -126,8 +128,11 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
 
 
 @contextmanager
-def running_server(data_dir: Path) -> Iterator[Server]:
-    """`streamlit run app.py` in demo mode on the SQLite database in ``data_dir``."""
+def running_server(data_dir: Path, **env: str) -> Iterator[Server]:
+    """`streamlit run serve.py` in demo mode on the SQLite database in ``data_dir``.
+
+    ``env`` adds settings (``CLIENTDESK_…`` variables) for this server only.
+    """
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = data_dir / f"streamlit-{port}.log"
@@ -138,7 +143,7 @@ def running_server(data_dir: Path) -> Iterator[Server]:
                 "-m",
                 "streamlit",
                 "run",
-                "app.py",
+                SERVE,
                 "--server.port",
                 str(port),
                 "--server.address",
@@ -149,7 +154,7 @@ def running_server(data_dir: Path) -> Iterator[Server]:
                 "false",
             ],
             cwd=ROOT,
-            env=_env(data_dir, CLIENTDESK_DEMO="1"),
+            env=_env(data_dir, CLIENTDESK_DEMO="1", **env),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
