@@ -18,21 +18,23 @@ import bcrypt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lib import audit
-from lib.models import Clinician, User
+from lib import audit, passwords
+from lib.models import Clinician, PracticeSetting, User
 from lib.policy import ADMIN, ALL_ROLES, CLINICIAN, Actor, require
 from lib.timeutil import as_utc, utcnow
+from lib.validation import FieldError, clean_email
 
 BCRYPT_ROUNDS = 12
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
-MIN_PASSWORD_LENGTH = 10
 
 
 @cache
-def _never_matches() -> str:
-    """Handed to streamlit-authenticator for a locked account: no password can match it, so the
-    form cannot log a locked account in, and the attempt still reaches our failure counter.
-    Same cost as real hashes, so the response time does not reveal the lock."""
+def decoy_hash() -> str:
+    """A hash no password matches in practice, of the same cost as real ones.
+
+    Checked instead of a real hash when there is no usable account (unknown, disabled, locked),
+    so the response time does not tell which usernames exist or are locked.
+    """
     return bcrypt.hashpw(secrets.token_bytes(32), bcrypt.gensalt(BCRYPT_ROUNDS)).decode()
 
 
@@ -53,19 +55,32 @@ def hash_password(password: str) -> str:
 
 
 def check_password(password: str, password_hash: str) -> bool:
+    """One bcrypt check, whatever the input: a password bcrypt refuses (over 72 bytes) is a
+    wrong password, checked at the same cost."""
+    data = password.encode()
+    if len(data) > passwords.MAX_BYTES:
+        data, password_hash = secrets.token_urlsafe(32).encode(), decoy_hash()
     try:
-        return bcrypt.checkpw(password.encode(), password_hash.encode())
+        return bcrypt.checkpw(data, password_hash.encode())
     except ValueError:
         return False
 
 
-def validate_password(password: str) -> None:
-    if password != password.strip():
-        raise AuthError("A password cannot start or end with a space.", "password")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AuthError(
-            f"Use at least {MIN_PASSWORD_LENGTH} characters for the password.", "password"
-        )
+def practice_name(session: Session) -> str:
+    setting = session.get(PracticeSetting, "practice_name")
+    return setting.value if setting else ""
+
+
+def validate_password(password: str, *, names: tuple[str, ...] = ()) -> None:
+    """The one password rule (``lib.passwords``); ``names`` are the person's and practice's."""
+    try:
+        passwords.check(password, names=names)
+    except passwords.PasswordRefused as exc:
+        raise AuthError(str(exc), "password") from None
+
+
+def _names(session: Session, user: User) -> tuple[str, ...]:
+    return (practice_name(session), user.username, user.display_name, user.email)
 
 
 def normalise_username(username: str) -> str:
@@ -141,16 +156,20 @@ def create_user(
     # Checked here, not left to the foreign key: the CLI takes the id as typed.
     if clinician_id is not None and session.get(Clinician, clinician_id) is None:
         raise AuthError(f"There is no clinician with id {clinician_id}.", "clinician_id")
+    try:
+        email = clean_email(email)
+    except FieldError as exc:
+        raise AuthError(str(exc), "email") from None
     if _get(session, name) is not None:
         raise AuthError("That username is taken.", "username")
     if password_hash is None:
-        validate_password(password)
+        validate_password(password, names=(practice_name(session), name, display_name, email))
         password_hash = hash_password(password)
     now = utcnow()
     user = User(
         username=name,
         display_name=display_name.strip(),
-        email=email.strip(),
+        email=email,
         role=role,
         password_hash=password_hash,
         active=True,
@@ -216,7 +235,7 @@ def set_password(
     if actor is not None:
         require(actor, "users.manage")
     user = _require_user(session, username)
-    validate_password(new_password)
+    validate_password(new_password, names=_names(session, user))
     now = utcnow()
     user.password_hash = hash_password(new_password)
     user.password_changed_at = now
@@ -242,7 +261,7 @@ def change_own_password(
     if new_password == current_password:
         raise AuthError("Choose a password different from the current one.", "new_password")
     try:
-        validate_password(new_password)
+        validate_password(new_password, names=_names(session, user))
     except AuthError as exc:
         raise AuthError(str(exc), "new_password") from None
     now = utcnow()
@@ -327,71 +346,12 @@ def login_credentials(session: Session, *, now: datetime | None = None) -> dict:
         users[u.username] = {
             "name": u.display_name,
             "email": u.email or f"{u.username}@invalid",
-            "password": _never_matches() if locked and locked > now else u.password_hash,
+            "password": decoy_hash() if locked and locked > now else u.password_hash,
             "roles": [u.role],
             "failed_login_attempts": 0,
             "logged_in": False,
         }
     return {"usernames": users}
-
-
-@dataclass(frozen=True)
-class LoginFailure:
-    locked_until: datetime | None  # set when the account is (now) locked
-
-
-def record_login_failure(
-    session: Session,
-    *,
-    username: str,
-    max_attempts: int,
-    lock_minutes: int,
-    now: datetime | None = None,
-) -> LoginFailure:
-    """Count a wrong password for an existing account; lock it at ``max_attempts``."""
-    now = now or utcnow()
-    user = _get(session, username)
-    if user is None:
-        return LoginFailure(locked_until=None)
-    locked = as_utc(user.locked_until)
-    if locked and locked > now:
-        audit.record(
-            session,
-            actor=None,
-            action="login.refused_locked",
-            entity="user",
-            entity_id=user.id,
-            detail=f"username={user.username}",
-            at=now,
-        )
-        return LoginFailure(locked_until=locked)
-    if locked and locked <= now:
-        # The previous lock has lifted: this failure starts a new count.
-        user.failed_login_count = 0
-        user.locked_until = None
-    user.failed_login_count += 1
-    audit.record(
-        session,
-        actor=None,
-        action="login.failed",
-        entity="user",
-        entity_id=user.id,
-        detail=f"username={user.username} attempt={user.failed_login_count}",
-        at=now,
-    )
-    if user.failed_login_count >= max_attempts:
-        user.locked_until = now + timedelta(minutes=lock_minutes)
-        audit.record(
-            session,
-            actor=None,
-            action="login.locked",
-            entity="user",
-            entity_id=user.id,
-            detail=f"username={user.username} until={user.locked_until.isoformat()}",
-            at=now,
-        )
-        return LoginFailure(locked_until=user.locked_until)
-    return LoginFailure(locked_until=None)
 
 
 def record_login_success(session: Session, *, username: str, now: datetime | None = None) -> Actor:

@@ -1,7 +1,8 @@
 """Command line: ``python -m lib.cli COMMAND`` (spec A4).
 
 migrate        apply Alembic migrations to DATABASE_URL (or data/clientdesk.db)
-seed-demo      load the demo practice (``--clients N``, ``--if-empty`` for `make run`)
+seed-demo      load the demo practice into an empty database (``--clients N``; ``--if-empty``
+               for `make run`: reuse a demo database, refuse a real practice's)
 demo-logins    print the demo logins as a table
 create-user    create a staff account (the first admin: ``--role admin``)
 reset-password set a new password for a staff account
@@ -16,13 +17,10 @@ import argparse
 import getpass
 import sys
 
-from sqlalchemy import func, select
-
 from lib import auth, mail
-from lib.config import load_settings
+from lib.config import ConfigurationError, cookie_key_for, load_settings
 from lib.db import DatabaseNotReady, check_ready, make_engine, read_session, transaction, upgrade
-from lib.demo import DEMO_LOGINS, seed_demo
-from lib.models import Client
+from lib.demo import DEMO_LOGINS, DemoRefused, is_demo_database, seed_demo
 from lib.money import format_cents
 from lib.policy import ALL_ROLES
 from lib.reconcile import reconcile
@@ -53,27 +51,42 @@ def cmd_migrate(_args) -> int:
 
 
 def cmd_check(_args) -> int:
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
     try:
-        check_ready(_engine())
-    except DatabaseNotReady as exc:
+        check_ready(engine)
+        with read_session(engine) as session:
+            demo = is_demo_database(session)
+        if settings.demo_mode or settings.cookie_key:
+            # (A key in .streamlit/secrets.toml is the app's to read; the demo key is refused
+            # here as it is there.)
+            cookie_key_for(settings, demo_database=demo)
+    except (DatabaseNotReady, ConfigurationError) as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    print("Database reachable and migrated.")
+    print("Database reachable and migrated" + (" (the demo practice)." if demo else "."))
     return 0
 
 
 def cmd_seed_demo(args) -> int:
     engine = _engine()
     check_ready(engine)
-    with transaction(engine) as session:
-        has_clients = session.scalar(select(func.count()).select_from(Client))
-    if has_clients:
-        if args.if_empty:
-            print("Demo data already loaded; reusing the existing database.")
-            return 0
-        print("The database already holds clients; nothing loaded.", file=sys.stderr)
+    with read_session(engine) as session:
+        already = is_demo_database(session)
+    if already and args.if_empty:
+        print("Demo data already loaded; reusing the existing database.")
+        return 0
+    try:
+        summary = seed_demo(engine, clients=args.clients, seed=args.seed)
+    except DemoRefused as exc:
+        print(str(exc), file=sys.stderr)
+        if not already:
+            print(
+                "To serve this practice, set CLIENTDESK_DEMO=0 and CLIENTDESK_COOKIE_KEY "
+                "(README: Setting up a real practice).",
+                file=sys.stderr,
+            )
         return 1
-    summary = seed_demo(engine, clients=args.clients, seed=args.seed)
     print(
         f"Loaded the demo practice: {summary.clients:,} clients, "
         f"{summary.appointments:,} appointments, {summary.ledger_entries:,} ledger entries "

@@ -71,18 +71,32 @@ class ConfigurationError(RuntimeError):
     """The app cannot start safely with the current configuration."""
 
 
-def cookie_key_for(settings: Settings) -> str:
-    """The cookie signing key, refusing the built-in demo key outside demo mode."""
+def cookie_key_for(settings: Settings, *, demo_database: bool) -> str:
+    """The cookie signing key.
+
+    The built-in demo key is public (it is in this file), so a cookie signed with it signs
+    anyone in as anyone: it is used only in demo mode on a database created as a demo
+    (``lib.demo.is_demo_database``), and refused everywhere else.
+    """
     key = settings.cookie_key
     if key and key != DEMO_COOKIE_KEY:
         if len(key) < 32:
             raise ConfigurationError("CLIENTDESK_COOKIE_KEY must be at least 32 characters long.")
         return key
-    if settings.demo_mode:
+    if settings.demo_mode and demo_database:
         return DEMO_COOKIE_KEY
+    if key == DEMO_COOKIE_KEY or settings.demo_mode:
+        raise ConfigurationError(
+            "This database was not created as a demo, so ClientDesk will not start with the "
+            "built-in demo cookie key (it is public, and signs anyone in). For a real practice "
+            "set CLIENTDESK_DEMO=0 and CLIENTDESK_COOKIE_KEY to a random value of at least 32 "
+            "characters (README: Setting up a real practice). For the demo, start from an "
+            "empty data folder: `make run` creates the demo practice."
+        )
     raise ConfigurationError(
         "No cookie signing key is configured. Set CLIENTDESK_COOKIE_KEY (or cookie_key in "
         ".streamlit/secrets.toml) to a random value of at least 32 characters, e.g. "
         '`python -c "import secrets; print(secrets.token_urlsafe(48))"`. '
-        "Only demo mode (CLIENTDESK_DEMO=1) may run with the built-in key."
+        "Only the demo practice (CLIENTDESK_DEMO=1, on a database `make run` created as a "
+        "demo) may run with the built-in key."
     )

@@ -41,6 +41,7 @@ from lib.models import (
     PracticeSetting,
     ReminderSetting,
     Service,
+    User,
 )
 from lib.timeutil import utcnow
 
@@ -327,8 +328,34 @@ FORMS = (
 BATCH = 5000
 
 
-class DemoAlreadyLoaded(RuntimeError):
+# The practice_settings row that says "this database was created as a demo". Only seed_demo
+# writes it, and only into an empty database: the demo cookie key and the demo logins are
+# allowed nowhere else (lib.config.cookie_key_for).
+DEMO_MARKER = "demo_practice"
+
+
+class DemoRefused(RuntimeError):
+    """The demo practice was not loaded; the message says why."""
+
+
+class DemoAlreadyLoaded(DemoRefused):
     pass
+
+
+def is_demo_database(session: Session) -> bool:
+    """Was this database created as a demo (by ``seed_demo``, when it was empty)?"""
+    return session.get(PracticeSetting, DEMO_MARKER) is not None
+
+
+def _refuse_unless_empty(session: Session) -> None:
+    if is_demo_database(session):
+        raise DemoAlreadyLoaded("The demo practice is already loaded in this database.")
+    for model, what in ((User, "staff accounts"), (Client, "clients"), (Clinician, "clinicians")):
+        if session.scalar(select(func.count()).select_from(model)):
+            raise DemoRefused(
+                f"This database already has {what}, so it is a real practice, not a demo: the "
+                "demo practice (with its published passwords) was not loaded."
+            )
 
 
 @dataclass(frozen=True)
@@ -386,12 +413,11 @@ def seed_demo(
     now = utcnow() if today is None else datetime.combine(today, time(23, 0), tzinfo=UTC)
     today = today or date.today()
     rng = random.Random(seed)
-    with Session(engine) as session:
-        if session.scalar(select(func.count()).select_from(Client)):
-            raise DemoAlreadyLoaded("The database already holds clients; the demo was not loaded.")
     ids = _Ids()
     with engine.begin() as conn:
         session = Session(bind=conn)
+        # Checked in the transaction that loads the demo: nothing can slip in between.
+        _refuse_unless_empty(session)
         clinician_ids = []
         for first, last, cred, _ in CLINICIANS:
             cid = ids.take("clinicians")
@@ -464,6 +490,7 @@ def seed_demo(
             [
                 {"key": "practice_name", "value": "Riverbend Counseling Group", "updated_at": now},
                 {"key": "time_zone", "value": "America/New_York", "updated_at": now},
+                {"key": DEMO_MARKER, "value": f"created {now.isoformat()}", "updated_at": now},
             ],
         )
         conn.execute(

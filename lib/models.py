@@ -96,6 +96,20 @@ class User(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
 
+class SignInThrottle(Base):
+    """Wrong-password count and lock for a typed username that has no account (lib.sign_in).
+
+    Keyed by a hash of the name, never the name: people type passwords into that field.
+    """
+
+    __tablename__ = "sign_in_throttles"
+    __table_args__ = (Index("ix_sign_in_throttles_updated_at", "updated_at"),)
+    name_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 # --- practice configuration --------------------------------------------------------------
 
 

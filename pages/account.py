@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from lib import auth
+from lib import auth, passwords
 from lib.db import transaction
 from lib.policy import ROLE_LABELS
 from ui import context
@@ -20,7 +20,7 @@ with st.form("change_password", clear_on_submit=False):
         "New password",
         type="password",
         key="pw_new",
-        help=f"At least {auth.MIN_PASSWORD_LENGTH} characters.",
+        help=passwords.RULE,
     )
     new_error = st.empty()
     repeat = st.text_input("Repeat new password", type="password", key="pw_repeat")

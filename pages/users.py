@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from lib import auth, clients
+from lib import auth, clients, passwords
 from lib.db import read_session, transaction
 from lib.policy import ALL_ROLES, ROLE_LABELS
 from lib.timeutil import local_text
@@ -49,7 +49,7 @@ with left, st.form("new_user", clear_on_submit=True):
         [None, *clinicians],
         format_func=lambda c: "—" if c is None else clinicians[c],
     )
-    password = st.text_input("Temporary password", type="password")
+    password = st.text_input("Temporary password", type="password", help=passwords.RULE)
     field_error = st.empty()
     if st.form_submit_button("Add account"):
         try:
@@ -104,6 +104,8 @@ with right:
         )
         if new_role != chosen.role and st.button("Change role"):
             _apply(auth.set_role, role=new_role)
-        new_password = st.text_input("New password", type="password", key="users_reset_pw")
+        new_password = st.text_input(
+            "New password", type="password", key="users_reset_pw", help=passwords.RULE
+        )
         if st.button("Reset password"):
             _apply(auth.set_password, new_password=new_password)

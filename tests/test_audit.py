@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
-from lib import audit, auth
+from lib import audit, auth, sign_in
 from lib.db import transaction
 from lib.models import AuditEntry, User
 from tests.factories import make_clinician, make_user, password_hash
@@ -120,7 +120,9 @@ def test_a_password_reset_is_audited_without_any_password_material(engine, admin
 def test_unlocking_an_account_is_audited(engine, admin):
     with transaction(engine) as session:
         make_user(session, "biller", "pat.biller")
-        auth.record_login_failure(session, username="pat.biller", max_attempts=1, lock_minutes=15)
+        sign_in.record_login_failure(
+            session, username="pat.biller", max_attempts=1, lock_minutes=15
+        )
     with transaction(engine) as session:
         auth.unlock(session, actor=admin, username="pat.biller")
     [row] = entries(engine, admin, "user.unlock")

@@ -9,9 +9,9 @@ import bcrypt
 import pytest
 from sqlalchemy import func, select
 
-from lib import auth
+from lib import auth, sign_in
 from lib.db import transaction
-from lib.models import AuditEntry, User
+from lib.models import AuditEntry, PracticeSetting, SignInThrottle, User
 from lib.policy import PermissionDenied
 from lib.timeutil import as_utc, utcnow
 from tests.factories import PASSWORD, make_clinician, make_user
@@ -79,6 +79,84 @@ def test_create_user_refuses_a_weak_password(engine, password):
     with transaction(engine) as session, pytest.raises(auth.AuthError) as err:
         _create(session, password=password)
     assert err.value.field == "password"
+
+
+# Issue 12 item 4 (and issue 10 item 10): the rule, the same for creating, resetting and changing.
+WEAK_PASSWORDS = [
+    ("1234567890", "at least 12 characters"),
+    ("password12", "at least 12 characters"),
+    ("demo-admin-2026", "demo password"),  # published in the README
+    ("demo-clinician-2026", "demo password"),
+    ("password1234", "common or leaked"),
+    ("qwertyuiop12", "too easy to guess"),
+    ("Riverbend-counsel-9", "from a name"),  # the practice's name
+    ("new.person-2026!x", "from a name"),  # the username
+    ("PersonNew#20261", "from a name"),  # the person's name
+    ("ü" * 40, "72 bytes"),  # 40 characters, 80 bytes: bcrypt refuses it
+]
+
+
+def _practice(session) -> None:
+    session.add(
+        PracticeSetting(key="practice_name", value="Riverbend Counseling Group", updated_at=T0)
+    )
+
+
+@pytest.mark.parametrize(("password", "says"), WEAK_PASSWORDS)
+def test_creating_an_account_refuses_a_weak_common_named_demo_or_too_long_password(
+    engine, password, says
+):
+    with transaction(engine) as session:
+        _practice(session)
+    with transaction(engine) as session, pytest.raises(auth.AuthError) as err:
+        _create(session, password=password)
+    assert err.value.field == "password"
+    assert says in str(err.value)
+    assert password not in str(err.value)
+    with transaction(engine) as session:
+        assert session.scalar(select(func.count()).select_from(User)) == 0
+
+
+@pytest.mark.parametrize(("password", "says"), WEAK_PASSWORDS)
+def test_a_reset_and_a_change_keep_the_same_rule(engine, password, says):
+    with transaction(engine) as session:
+        _practice(session)
+    admin = new_user(engine, role="admin", username="boss")
+    with transaction(engine) as session:
+        _create(session, password="copper-lantern-meadow-41")
+    me = auth.actor_for(user_row(engine, "new.person"))
+    before = user_row(engine, "new.person").password_hash
+    with transaction(engine) as session, pytest.raises(auth.AuthError) as reset:
+        auth.set_password(session, actor=admin, username="new.person", new_password=password)
+    with transaction(engine) as session, pytest.raises(auth.AuthError) as change:
+        auth.change_own_password(
+            session, actor=me, current_password="copper-lantern-meadow-41", new_password=password
+        )
+    assert says in str(reset.value) and says in str(change.value)
+    assert (reset.value.field, change.value.field) == ("password", "new_password")
+    assert user_row(engine, "new.person").password_hash == before
+
+
+def test_a_long_uncommon_password_is_accepted(engine):
+    with transaction(engine) as session:
+        _practice(session)
+        _create(session, password="copper-lantern-meadow-41")
+    assert bcrypt.checkpw(
+        b"copper-lantern-meadow-41", user_row(engine, "new.person").password_hash.encode()
+    )
+
+
+@pytest.mark.parametrize("email", ["not-an-email", "two@@example.com", "a@b"])
+def test_staff_emails_are_validated(engine, email):
+    with transaction(engine) as session, pytest.raises(auth.AuthError) as err:
+        _create(session, email=email)
+    assert err.value.field == "email"
+
+
+def test_a_staff_email_is_stored_normalised(engine):
+    with transaction(engine) as session:
+        _create(session, email="  Jo.Smith@Example.COM ")
+    assert user_row(engine, "new.person").email == "Jo.Smith@example.com"
 
 
 def test_create_user_refuses_a_clinician_account_without_a_clinician(engine):
@@ -162,7 +240,7 @@ def test_login_credentials_give_a_locked_account_a_hash_its_password_cannot_matc
     new_user(engine, username="still.fine")
     with transaction(engine) as session:
         for i in range(3):
-            auth.record_login_failure(
+            sign_in.record_login_failure(
                 session,
                 username="locked.out",
                 max_attempts=3,
@@ -198,7 +276,7 @@ def test_login_credentials_carry_name_role_and_a_fresh_attempt_counter(engine):
 
 def fail(engine, username: str, at: datetime, max_attempts: int = 3, lock_minutes: int = 15):
     with transaction(engine) as session:
-        return auth.record_login_failure(
+        return sign_in.record_login_failure(
             session,
             username=username,
             max_attempts=max_attempts,
@@ -209,8 +287,8 @@ def fail(engine, username: str, at: datetime, max_attempts: int = 3, lock_minute
 
 def test_wrong_passwords_lock_the_account_at_max_attempts(engine):
     new_user(engine, username="pat.biller")
-    assert fail(engine, "pat.biller", T0) == auth.LoginFailure(None)
-    assert fail(engine, "pat.biller", T0 + timedelta(minutes=1)) == auth.LoginFailure(None)
+    assert fail(engine, "pat.biller", T0) == sign_in.LoginFailure(None)
+    assert fail(engine, "pat.biller", T0 + timedelta(minutes=1)) == sign_in.LoginFailure(None)
     third = T0 + timedelta(minutes=2)
     result = fail(engine, "pat.biller", third)
 
@@ -271,11 +349,93 @@ def test_the_lock_lifts_by_itself_and_the_next_failure_starts_a_new_count(engine
     assert bcrypt.checkpw(PASSWORD.encode(), entry["password"].encode())
 
 
-def test_an_unknown_username_fails_quietly_and_writes_nothing(engine):
+def attempt(engine, username: str, password: str, at: datetime, max_attempts: int = 3):
+    with transaction(engine) as session:
+        return sign_in.attempt(
+            session,
+            username=username,
+            password=password,
+            max_attempts=max_attempts,
+            lock_minutes=15,
+            now=at,
+        )
+
+
+def test_an_unknown_username_locks_after_the_same_tries_as_a_real_one(engine):
+    """Issue 12 item 5: a lock that only real accounts get tells which usernames exist."""
     new_user(engine, username="pat.biller")
-    before = audit_count(engine)
-    assert fail(engine, "nobody.here", T0) == auth.LoginFailure(None)
-    assert audit_count(engine) == before
+    real = [
+        attempt(engine, "pat.biller", f"wrong-{i}", T0 + timedelta(seconds=i)) for i in range(4)
+    ]
+    unknown = [
+        attempt(engine, "nobody.here", f"wrong-{i}", T0 + timedelta(seconds=i)) for i in range(4)
+    ]
+
+    assert [a.ok for a in real] == [a.ok for a in unknown] == [False] * 4
+    assert [a.locked_until for a in real] == [a.locked_until for a in unknown]
+    assert [a.locked_until is not None for a in unknown] == [False, False, True, True]
+    # The lock of the unknown name is in the database (every replica sees it), and lifts.
+    later = T0 + timedelta(minutes=20)
+    assert attempt(engine, "Nobody.Here", "wrong-again", later).locked_until is None
+    # The name itself is never stored: only a hash of it.
+    with transaction(engine) as session:
+        stored = " ".join(
+            f"{t.name_hash} {t.failed_count}" for t in session.scalars(select(SignInThrottle))
+        )
+        details = " ".join(session.scalars(select(AuditEntry.detail)))
+    assert stored and "nobody" not in stored and "nobody" not in details
+
+
+def test_a_disabled_account_and_an_unknown_name_fail_the_same_way(engine):
+    admin = new_user(engine, role="admin", username="boss")
+    new_user(engine, username="gone.user")
+    with transaction(engine) as session:
+        auth.set_active(session, actor=admin, username="gone.user", active=False)
+    gone = [attempt(engine, "gone.user", PASSWORD, T0 + timedelta(seconds=i)) for i in range(3)]
+    nobody = [attempt(engine, "nobody.here", PASSWORD, T0 + timedelta(seconds=i)) for i in range(3)]
+    assert [(a.ok, a.locked_until) for a in gone] == [(a.ok, a.locked_until) for a in nobody]
+
+
+def test_every_attempt_costs_one_bcrypt_check_of_the_same_cost_whatever_the_name(
+    engine, monkeypatch
+):
+    """Timing: a real, a locked, a disabled and an unknown name each cost exactly one bcrypt
+    check of cost 12 (measuring time in a test would be flaky; this is what makes it equal)."""
+    admin = new_user(engine, role="admin", username="boss")
+    new_user(engine, username="pat.biller")
+    new_user(engine, username="locked.out")
+    new_user(engine, username="gone.user")
+    with transaction(engine) as session:
+        auth.set_active(session, actor=admin, username="gone.user", active=False)
+    for i in range(3):
+        attempt(engine, "locked.out", "wrong", T0 + timedelta(seconds=i))
+    checks: list[bytes] = []
+    real_checkpw = bcrypt.checkpw
+
+    def counting(password: bytes, hashed: bytes) -> bool:
+        checks.append(hashed)
+        return real_checkpw(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", counting)
+    for name in ("pat.biller", "locked.out", "gone.user", "nobody.here"):
+        for password in ("wrong-password", "x" * 80):  # and one bcrypt refuses (over 72 bytes)
+            checks.clear()
+            assert not attempt(engine, name, password, T0 + timedelta(minutes=1)).ok
+            assert len(checks) == 1, (name, len(password))
+            assert checks[0].startswith(b"$2b$12$"), name
+    checks.clear()
+    assert attempt(engine, "pat.biller", PASSWORD, T0 + timedelta(minutes=1)).ok
+    assert len(checks) == 1
+
+
+def test_a_password_over_72_bytes_fails_like_any_wrong_password(engine):
+    """Issue 10 item 10: bcrypt raises on it; sign-in must count it and say the usual words."""
+    new_user(engine, username="pat.biller")
+    too_long = "ü" * 40  # 80 bytes
+    results = [attempt(engine, "pat.biller", too_long, T0 + timedelta(seconds=i)) for i in range(3)]
+    assert [r.ok for r in results] == [False] * 3
+    assert results[-1].locked_until is not None
+    assert user_row(engine, "pat.biller").failed_login_count == 3
 
 
 def test_a_successful_login_resets_the_failure_count(engine):

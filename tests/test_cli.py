@@ -12,24 +12,35 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from lib.config import DEMO_COOKIE_KEY
 from lib.db import make_engine, transaction
+from lib.demo import is_demo_database
 from lib.models import Client, User
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BOSS_PASSWORD = "the-boss-password-1"
+BOSS_PASSWORD = "copper-lantern-meadow-41"
 
 
 def cli(
-    data_dir: Path, *args: str, stdin: str | None = None, database_url: str | None = None
+    data_dir: Path,
+    *args: str,
+    stdin: str | None = None,
+    database_url: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["CLIENTDESK_DATA_DIR"] = str(data_dir)
+    settings = {
+        k: v
+        for k, v in os.environ.items()
+        if not (k == "DATABASE_URL" or k.startswith("CLIENTDESK_"))
+    }
+    settings["CLIENTDESK_DATA_DIR"] = str(data_dir)
+    settings.update(env or {})
     if database_url:
-        env["DATABASE_URL"] = database_url
+        settings["DATABASE_URL"] = database_url
     return subprocess.run(
         [sys.executable, "-m", "lib.cli", *args],
         cwd=PROJECT_ROOT,
-        env=env,
+        env=settings,
         input=stdin,
         capture_output=True,
         text=True,
@@ -98,6 +109,50 @@ def test_seed_demo_loads_once_and_if_empty_keeps_what_is_there(migrated):
         engine.dispose()
 
 
+def test_seed_demo_if_empty_refuses_a_real_practice_with_staff_and_no_clients(migrated):
+    """Issue 12 item 2: `make run` on a real practice (staff, no clients yet) loaded 300 fake
+    clients and the 7 accounts whose passwords the README publishes."""
+    assert create_boss(migrated).returncode == 0
+
+    done = cli(migrated, "seed-demo", "--if-empty", "--clients", "20")
+
+    assert done.returncode == 1
+    assert "staff accounts" in done.stderr and "CLIENTDESK_DEMO=0" in done.stderr
+    assert "Traceback" not in done.stderr
+    engine = db_of(migrated)
+    try:
+        assert client_count(engine) == 0
+        assert set(users(engine)) == {"boss"}
+        with transaction(engine) as session:
+            assert not is_demo_database(session)
+    finally:
+        engine.dispose()
+
+
+def test_a_fresh_data_dir_becomes_a_demo_that_says_so(migrated):
+    """`make run` on a fresh checkout still gives the demo in one command."""
+    done = cli(migrated, "seed-demo", "--if-empty", "--clients", "5")
+    assert done.returncode == 0, done.stderr
+    engine = db_of(migrated)
+    try:
+        with transaction(engine) as session:
+            assert is_demo_database(session)
+    finally:
+        engine.dispose()
+    check = cli(migrated, "check", env={"CLIENTDESK_DEMO": "1"})
+    assert check.returncode == 0, check.stderr
+    assert "demo" in check.stdout
+
+
+def test_check_refuses_the_demo_cookie_key_on_a_real_practice(migrated):
+    assert create_boss(migrated).returncode == 0
+    for env in ({"CLIENTDESK_DEMO": "1"}, {"CLIENTDESK_COOKIE_KEY": DEMO_COOKIE_KEY}):
+        done = cli(migrated, "check", env=env)
+        assert done.returncode == 1, env
+        assert "demo cookie key" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
 def test_seed_demo_on_an_unmigrated_data_dir_fails_and_says_to_migrate(tmp_path):
     done = cli(tmp_path, "seed-demo", "--clients", "5")
     assert done.returncode == 1
@@ -146,6 +201,39 @@ def test_create_user_with_a_short_password_exits_2_and_creates_nothing(migrated)
         engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("password", "says"),
+    [
+        ("1234567890", "12 characters"),
+        ("demo-admin-2026", "demo password"),
+        ("password1234", "common or leaked"),
+        ("boss-lantern-meadow", "from a name"),
+        ("ü" * 40, "72 bytes"),  # issue 10 item 10: bcrypt raised, a traceback
+    ],
+)
+def test_create_user_and_reset_password_keep_the_password_rule(migrated, password, says):
+    created = create_boss(migrated, password=password)
+    assert created.returncode == 2
+    assert says in created.stderr and "Traceback" not in created.stderr
+    assert create_boss(migrated).returncode == 0
+    reset = cli(
+        migrated,
+        "reset-password",
+        "--username",
+        "boss",
+        "--password-stdin",
+        stdin=password + "\n",
+    )
+    assert reset.returncode == 2
+    assert says in reset.stderr and "Traceback" not in reset.stderr
+    engine = db_of(migrated)
+    try:
+        stored = users(engine)["boss"].password_hash
+    finally:
+        engine.dispose()
+    assert bcrypt.checkpw(BOSS_PASSWORD.encode(), stored.encode())
+
+
 def test_create_user_linked_to_an_unknown_clinician_exits_2_without_a_traceback(migrated):
     done = cli(
         migrated,
@@ -181,7 +269,7 @@ def test_reset_password_replaces_the_password(migrated):
         "--username",
         "boss",
         "--password-stdin",
-        stdin="a-new-boss-password\n",
+        stdin="quiet-harbor-violet-73\n",
     )
     assert done.returncode == 0, done.stderr
     engine = db_of(migrated)
@@ -189,7 +277,7 @@ def test_reset_password_replaces_the_password(migrated):
         stored = users(engine)["boss"].password_hash
     finally:
         engine.dispose()
-    assert bcrypt.checkpw(b"a-new-boss-password", stored.encode())
+    assert bcrypt.checkpw(b"quiet-harbor-violet-73", stored.encode())
     assert not bcrypt.checkpw(BOSS_PASSWORD.encode(), stored.encode())
 
 

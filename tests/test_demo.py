@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from lib.db import make_engine, transaction
-from lib.demo import DEMO_LOGINS, DemoAlreadyLoaded, seed_demo
+from lib.demo import DEMO_LOGINS, DemoAlreadyLoaded, DemoRefused, is_demo_database, seed_demo
 from lib.ledger import Posting, replay
 from lib.models import (
     Appointment,
@@ -29,6 +29,7 @@ from lib.models import (
 )
 from lib.timeutil import as_utc
 from tests.conftest import ENGINES
+from tests.factories import make_client, make_user
 
 # One worker builds the shared demo practices under `make test` (--dist loadgroup).
 pytestmark = pytest.mark.xdist_group("demo_practice")
@@ -231,3 +232,26 @@ def test_seeding_a_practice_that_has_clients_is_refused(engine):
     with transaction(engine) as session:
         assert count(session, Client) == 3
         assert count(session, Clinician) == 3
+
+
+def test_the_demo_practice_says_it_is_a_demo(demo):
+    with transaction(demo) as session:
+        assert is_demo_database(session)
+
+
+@pytest.mark.parametrize("existing", ["staff", "client"])
+def test_the_demo_is_never_loaded_into_a_real_practice(engine, existing):
+    """Issue 12 item 2: a practice with real staff and no clients yet got 300 fake clients and
+    the 7 accounts whose passwords the README publishes."""
+    with transaction(engine) as session:
+        if existing == "staff":
+            make_user(session, "admin", "jsmith")
+        else:
+            make_client(session)
+    with pytest.raises(DemoRefused, match="not a demo"):
+        seed_demo(engine, clients=3, seed=1, today=TODAY)
+    with transaction(engine) as session:
+        assert count(session, Client) == (1 if existing == "client" else 0)
+        assert count(session, User) == (1 if existing == "staff" else 0)
+        assert count(session, Payer) == 0
+        assert not is_demo_database(session)

@@ -1,23 +1,25 @@
-"""Sign-in with streamlit-authenticator's form, with lockout and revocation kept in lib.auth.
+"""Sign-in with streamlit-authenticator's form, with lockout and revocation kept in lib.
 
-streamlit-authenticator checks the password against the hashes ``lib.auth.login_credentials``
-hands it. Its re-login cookie (a JWT of username + expiry) is inspected here first and ignored
-unless ``lib.auth.cookie_login_allowed`` says the account still accepts it.
+streamlit-authenticator draws the form, keeps the session and writes the re-login cookie. The
+password check itself is ``lib.sign_in.attempt`` (put in place of the library's own check on
+our instance): one bcrypt check per attempt whatever the name, counted towards the same lock
+for unknown and real names, and no error for a password bcrypt refuses. The re-login cookie (a
+JWT of username + expiry) is inspected here first and ignored unless it is well-formed, signed
+with our key, and ``lib.auth.cookie_login_allowed`` says the account still accepts it.
 """
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, datetime, timedelta
 
 import jwt
 import streamlit as st
 import streamlit_authenticator as stauth
 
-from lib import auth
+from lib import auth, sign_in
 from lib.config import ConfigurationError, Settings, cookie_key_for
 from lib.db import transaction
-from lib.demo import DEMO_LOGINS
+from lib.demo import DEMO_LOGINS, is_demo_database
 from lib.policy import Actor
 from lib.timeutil import local_text, utcnow
 from ui.context import ACTOR_KEY, engine
@@ -29,9 +31,9 @@ LAST_TOUCH = "cd_last_touch"
 FLASH = "cd_flash"
 
 
-def _cookie_key(s: Settings) -> str:
+def _cookie_key(s: Settings, *, demo_database: bool) -> str:
     if s.cookie_key:
-        return cookie_key_for(s)
+        return cookie_key_for(s, demo_database=demo_database)
     try:
         secret = st.secrets.get("cookie_key")
     except Exception:  # no secrets.toml at all is normal
@@ -39,25 +41,18 @@ def _cookie_key(s: Settings) -> str:
     if secret:
         from dataclasses import replace
 
-        return cookie_key_for(replace(s, cookie_key=str(secret)))
-    return cookie_key_for(s)
-
-
-@st.cache_resource(show_spinner=False)
-def _decoy_hash() -> str:
-    """A hash of the same bcrypt cost as real ones, that no password matches in practice."""
-    return auth.hash_password(secrets.token_urlsafe(32))
+        return cookie_key_for(replace(s, cookie_key=str(secret)), demo_database=demo_database)
+    return cookie_key_for(s, demo_database=demo_database)
 
 
 def _cookie_issued_at(token: str, key: str, max_hours: int) -> tuple[str, datetime] | None:
     """(username, issue time) of a valid, unexpired re-login cookie, else None."""
     try:
         payload = jwt.decode(token, key, algorithms=["HS256"])
-        exp = float(payload["exp_date"])
         username = str(payload["username"])
-    except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+        expires = datetime.fromtimestamp(float(payload["exp_date"]), tz=UTC)
+    except (jwt.PyJWTError, KeyError, TypeError, ValueError, OverflowError, OSError):
         return None
-    expires = datetime.fromtimestamp(exp, tz=UTC)
     if expires <= utcnow():
         return None
     return username, expires - timedelta(hours=max_hours)
@@ -81,10 +76,11 @@ def signed_in_actor(s: Settings):
 
     Raises ``ConfigurationError`` when no safe cookie key is configured.
     """
-    key = _cookie_key(s)
     now = utcnow()
     with transaction(engine()) as session:
+        demo = is_demo_database(session)
         credentials = auth.login_credentials(session, now=now)
+    key = _cookie_key(s, demo_database=demo)
     authenticator = stauth.Authenticate(
         credentials,
         cookie_name=s.cookie_name,
@@ -94,11 +90,33 @@ def signed_in_actor(s: Settings):
         login_sleep_time=0,
     )
 
+    attempts: list[sign_in.SignInAttempt] = []
+
+    def check(username: str, password: str) -> bool:
+        with transaction(engine()) as session:
+            outcome = sign_in.attempt(
+                session,
+                username=username,
+                password=password,
+                max_attempts=s.lockout_attempts,
+                lock_minutes=s.lockout_minutes,
+                now=now,
+            )
+        attempts.append(outcome)
+        return outcome.ok
+
+    # The library's own check is plain bcrypt (an error over 72 bytes, no lock, no decoy).
+    authenticator.authentication_controller.authentication_model.check_credentials = check
+
     already = bool(st.session_state.get("authentication_status")) and ACTOR_KEY in st.session_state
     cookie_login = None
     if not already:
         token = st.context.cookies.get(s.cookie_name)
         decoded = _cookie_issued_at(token, key, s.cookie_max_hours) if token else None
+        if token and not decoded:
+            # Garbled, unsigned (alg=none), foreign or expired: the library must not read it
+            # (it raises on some of these); the sign-in form shows instead.
+            st.session_state["logout"] = True
         if decoded:
             username, issued_at = decoded
             with transaction(engine()) as session:
@@ -127,30 +145,14 @@ def signed_in_actor(s: Settings):
         except stauth.utilities.LoginError:
             st.error(GENERIC_FAILURE)
             return None, authenticator
-        failed = [u for u, c in credentials["usernames"].items() if c["failed_login_attempts"]]
-        if failed:
-            with transaction(engine()) as session:
-                outcome = auth.record_login_failure(
-                    session,
-                    username=failed[0],
-                    max_attempts=s.lockout_attempts,
-                    lock_minutes=s.lockout_minutes,
-                    now=now,
-                )
-            if outcome.locked_until:
-                st.error(
-                    "Too many wrong passwords: this account is locked until "
-                    f"{local_text(outcome.locked_until, s.practice_time_zone, '%I:%M %p %Z')}."
-                )
-            else:
-                st.error(GENERIC_FAILURE)
-        elif st.session_state.get("authentication_status") is False:
-            # An unknown or disabled username skips bcrypt inside the library: spend the same
-            # time here, so the response time does not tell which usernames exist.
-            auth.check_password(secrets.token_urlsafe(16), _decoy_hash())
+        failed = next((a for a in attempts if not a.ok), None)
+        if failed and failed.locked_until:
+            # The same words for a real account and for a name that has none.
+            st.error(locked_message(failed.locked_until, s.practice_time_zone))
+        elif failed or st.session_state.get("authentication_status") is False:
             st.error(GENERIC_FAILURE)
         if not st.session_state.get("authentication_status"):
-            if s.demo_mode:
+            if s.demo_mode and demo:
                 _demo_logins()
             return None, authenticator
         username = st.session_state["username"]
@@ -184,6 +186,13 @@ def signed_in_actor(s: Settings):
     st.session_state[LAST_ACTIVITY] = now
     st.session_state[ACTOR_KEY] = actor
     return actor, authenticator
+
+
+def locked_message(until: datetime, time_zone: str) -> str:
+    return (
+        "Too many wrong passwords: signing in with this username is locked until "
+        f"{local_text(until, time_zone, '%I:%M %p %Z')}. An administrator can lift the lock."
+    )
 
 
 def _demo_logins() -> None:
