@@ -294,24 +294,38 @@ def recipient_for(session: Session, *, actor: Actor, client_id: int) -> Recipien
 
 
 def _practice_name(session: Session) -> str:
+    """The practice's name, or "" when none is set."""
     setting = session.get(PracticeSetting, "practice_name")
-    return setting.value if setting else "your practice"
+    return setting.value.strip() if setting else ""
 
 
 def compose(chosen: list[forms.FormRow], *, first_name: str, practice_name: str) -> tuple[str, str]:
     """(subject, body) of one email carrying the chosen forms. One form sends its own text;
-    several send each form's text under its name, so nothing the admin wrote is lost."""
+    several send each form's text under its name, so nothing the admin wrote is lost.
+
+    The subject carries the practice's name and nothing about the client (spec: What an email
+    may carry): the first name goes in the body only.
+    """
     if len(chosen) == 1:
         form = chosen[0]
         return (
-            forms.fill(form.email_subject, first_name=first_name),
+            form_subject(form.email_subject, practice_name=practice_name),
             forms.fill(form.email_body, first_name=first_name),
         )
     parts = []
     for form in chosen:
         body = forms.fill(form.email_body, first_name=first_name)
         parts.append(f"{form.name}\n{'-' * len(form.name)}\n{body}")
-    return f"{len(chosen)} forms from {practice_name}", "\n\n\n".join(parts)
+    return f"{len(chosen)} forms from {practice_name or 'your practice'}", "\n\n\n".join(parts)
+
+
+def form_subject(text: str, *, practice_name: str) -> str:
+    """A form's subject as sent: the practice's name, then the admin's words. A ``{first_name}``
+    saved before subjects refused it is dropped, never filled in."""
+    subject = " ".join(text.replace(forms.PLACEHOLDER, "").split())
+    if practice_name and practice_name.lower() not in subject.lower():
+        subject = f"{practice_name}: {subject}"
+    return subject[:200]
 
 
 def _fingerprint(recipient: str, subject: str, body: str, files: list) -> str:

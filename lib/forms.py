@@ -449,6 +449,12 @@ def validate_form(*, name: str, email_subject: str, email_body: str) -> dict[str
             problems = phi_problems(str(v.values[field]))
             if problems:
                 v.fail(field, "No PHI in email: " + " ".join(problems))
+    if "email_subject" not in v.errors and PLACEHOLDER in str(v.values.get("email_subject", "")):
+        # Subjects show on lock screens and in shared inboxes: nothing about the client.
+        v.fail(
+            "email_subject",
+            f"The subject cannot carry the client's name: use {PLACEHOLDER} in the body only.",
+        )
     v.raise_if_errors()
     return {k: str(v.values[k]) for k in ("name", "email_subject", "email_body")}
 

@@ -10,6 +10,7 @@ with our key, and ``lib.auth.cookie_login_allowed`` says the account still accep
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -107,6 +108,11 @@ def signed_in_actor(s: Settings):
 
     # The library's own check is plain bcrypt (an error over 72 bytes, no lock, no decoy).
     authenticator.authentication_controller.authentication_model.check_credentials = check
+    if s.secure_cookies or (st.context.url or "").startswith("https://"):
+        # Behind TLS the re-login cookie is sent over HTTPS only. (It is written from
+        # JavaScript by the library's cookie component, so it cannot be HttpOnly.)
+        manager = authenticator.cookie_controller.cookie_model.cookie_manager
+        manager.set = functools.partial(manager.set, secure=True, same_site="strict")
 
     already = bool(st.session_state.get("authentication_status")) and ACTOR_KEY in st.session_state
     cookie_login = None
