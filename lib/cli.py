@@ -83,7 +83,9 @@ def cmd_seed_demo(args) -> int:
         if not already:
             print(
                 "To serve this practice, set CLIENTDESK_DEMO=0 and CLIENTDESK_COOKIE_KEY "
-                "(README: Setting up a real practice).",
+                "(README: Setting up a real practice). A demo database made by an older "
+                "ClientDesk does not say it is a demo: move data/clientdesk.db away and run "
+                "`make run` again for a fresh one.",
                 file=sys.stderr,
             )
         return 1

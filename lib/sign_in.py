@@ -96,7 +96,13 @@ def record_login_failure(
     lifted, the next failure starts a new count.
     """
     now = now or utcnow()
-    user = _account(session, username)
+    # Locked and re-read: two replicas counting the same name at once must not lose a count.
+    user = session.scalar(
+        select(User)
+        .where(User.username == normalise_username(username))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     if user is not None:
         counter = user
         entity, entity_id, who = "user", user.id, f"username={user.username}"
