@@ -27,7 +27,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lib import audit, clients
-from lib.client_record import ClientNotFound, StaleEdit
+from lib.client_record import ClientNotFound
+from lib.edits import StaleEdit, last_change, refuse_if_stale
 from lib.models import (
     QUESTION_TYPES,
     Client,
@@ -277,6 +278,14 @@ def save_question(
     current = session.get(IntakeQuestion, question_id) if question_id is not None else None
     if question_id is not None and current is None:
         raise ValidationError({"label": "This question no longer exists; reload the page."})
+    if current is not None:
+        refuse_if_stale(
+            session,
+            current_version=current.version,
+            expected_version=expected_version,
+            entity="intake_question",
+            entity_id=current.id,
+        )
     if not v.errors:
         same_label = session.scalar(
             select(IntakeQuestion.id).where(
@@ -326,8 +335,6 @@ def save_question(
         before = {k: getattr(current, k) for k in values}
         old, new = audit.changed_fields(before, values)
         if not new:
-            if current.version != expected_version:
-                raise StaleEdit("another admin", None, "UTC")
             return _question(current)
         result = session.execute(
             update(IntakeQuestion)
@@ -336,7 +343,7 @@ def save_question(
             .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:
-            raise StaleEdit("another admin", None, "UTC")
+            raise StaleEdit(*last_change(session, entity="intake_question", entity_id=current.id))
         session.expire(current)
         question = current
         audit.record(
@@ -379,7 +386,7 @@ def set_question_active(
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
-        raise StaleEdit("another admin", None, "UTC")
+        raise StaleEdit(*last_change(session, entity="intake_question", entity_id=question_id))
     session.expire(question)
     now = utcnow()
     audit.record(
@@ -436,7 +443,10 @@ def _is_empty(value: Any) -> bool:
 def _clean_long_text(value: str) -> str:
     text_value = value.replace("\r\n", "\n").strip()
     if len(text_value) > LONG_TEXT_MAX:
-        raise FieldError(f"The answer can be at most {LONG_TEXT_MAX:,} characters.")
+        raise FieldError(
+            f"The answer can be at most {LONG_TEXT_MAX:,} characters; this one has "
+            f"{len(text_value):,}. Shorten it, then send again."
+        )
     if any(ord(c) < 32 and c not in "\n\t" for c in text_value):
         raise FieldError("The answer cannot contain control characters.")
     return text_value
@@ -705,7 +715,8 @@ def save_answers(
     """Save staff edits to a client's answers; returns question id -> new answer version.
 
     ``answers`` maps question id to the value from the form (only changed ones need be sent);
-    ``expected_versions`` the answer versions shown (0: there was no answer). Values are
+    ``expected_versions`` the answer versions the form showed (0: no answer) — give every
+    answer shown, and a save is refused if any of them changed since. Values are
     checked by type; an answered required question cannot be emptied, but staff need not fill
     every required question at once. Raises ``ValidationError`` (keys ``q<id>``),
     ``StaleEdit`` (someone changed one of these answers since; nothing written) or
@@ -743,7 +754,8 @@ def save_answers(
             changes[question_id] = value
     if errors:
         raise ValidationError(errors)
-    for question_id in changes:
+    # The tab as a whole was shown at these versions: any answer saved since refuses the save.
+    for question_id in set(changes) | set(expected_versions):
         current = existing.get(question_id)
         if (current.version if current else 0) != expected_versions.get(question_id, 0):
             raise StaleEdit(*_who_answered(session, current), tz_name)

@@ -24,6 +24,7 @@ from lib import auth
 from lib.config import DEMO_COOKIE_KEY
 from lib.db import make_engine, transaction
 from lib.models import User
+from tests import record_forms
 from tests import test_pages_login as login_tests
 from tests.test_pages_login import login_form_shown, open_app, sign_in, submit_login, titles
 
@@ -180,16 +181,14 @@ def test_signing_in_with_a_password_over_72_bytes_fails_like_a_wrong_one(demo_ap
 
 
 def _add_account(at, password: str):
-    form = "FormSubmitter:new_user-Add account"
-    for label, value in (
-        ("Username", "new.biller"),
-        ("Name", "Nia Biller"),
-        ("Email", "nia@riverbend.example"),
-        ("Temporary password", password),
+    for field, value in (
+        ("username", "new.biller"),
+        ("display_name", "Nia Biller"),
+        ("email", "nia@riverbend.example"),
+        ("password", password),
     ):
-        [field] = [t for t in at.text_input if t.label == label]
-        field.input(value)
-    at.button(key=form).click()
+        at.text_input(key=record_forms.key(at, "new_staff", 0, field)).input(value)
+    at.button(key=record_forms.submit(at, "new_staff", 0, "Add account")).click()
     return at.run()
 
 
