@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from lib import auth, clients, passwords
+from lib import auth, clients
 from lib.db import read_session
 from lib.policy import ALL_ROLES, ROLE_LABELS
 from lib.timeutil import local_text
@@ -80,7 +80,7 @@ with left:
             [None, *clinicians],
             format_func=lambda c: "—" if c is None else clinicians[c],
         )
-        new.text(st, "password", NEW_LABELS["password"], type="password", help=passwords.RULE)
+        new.text(st, "password", NEW_LABELS["password"], type="password")
         add = st.form_submit_button("Add account")
     if add:
         new.save(
@@ -149,7 +149,7 @@ with right:
                 saved_notice=f"Role changed to {ROLE_LABELS.get(changes.get('role'), '')}.",
             )
         with st.form(form.prefix + "password_form", border=False):
-            form.text(st, "new_password", "New password", type="password", help=passwords.RULE)
+            form.text(st, "new_password", "New password", type="password")
             reset = st.form_submit_button("Reset password")
         if reset:
             new_password = form.value("new_password") or ""
