@@ -8,7 +8,8 @@ create-user    create a staff account (the first admin: ``--role admin``)
 reset-password set a new password for a staff account
 reconcile      check ledger = stored balances = aging; exit 1 when anything disagrees
 send-reminders send due appointment reminders (``--now ISO`` to act as if it were then)
-check          exit 0 when the database is reachable and migrated
+check          exit 0 when the database is reachable and migrated (and, in demo mode or with a
+               key in the environment, the cookie key is allowed for this database)
 """
 
 from __future__ import annotations
