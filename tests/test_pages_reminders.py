@@ -11,6 +11,7 @@ import email
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from email import policy
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from lib.models import (
     User,
 )
 from lib.policy import Actor
+from lib.timeutil import utcnow
 from tests import test_pages_login as login_tests
 from tests.test_pages_login import NO_ACCESS, open_app, sign_in
 
@@ -384,6 +386,34 @@ def test_admin_sets_practice_defaults_and_clinician_overrides(demo_app, client):
     tab = open_client("manager", number)
     assert row_texts(tab, "Appointment reminders") == ["Off · Clinician: Maya Okafor", "Off"]
     assert row_texts(tab, "Reminder lead time") == ["36 hours · Practice default", "36 hours"]
+
+
+def test_admins_see_when_the_worker_last_ran_and_a_silent_worker_is_flagged(demo_app):
+    at = sign_in("admin")
+    at.switch_page("pages/reminder_settings.py").run()
+    assert not at.exception
+    assert any("worker has never run" in e.value for e in at.error)
+
+    with db(demo_app) as engine:
+        started = utcnow() - timedelta(hours=1)
+        worker.beat(engine, name="desk-pc", started_at=started, summary="started")
+    at.run()
+    assert not at.error
+    (ok,) = [s.value for s in at.success if "worker last ran" in s.value]
+    assert "(0 min ago, on desk-pc)" in ok
+
+    with db(demo_app) as engine:  # its last heartbeat, 11 minutes ago
+        worker.beat(
+            engine,
+            name="desk-pc",
+            started_at=started,
+            summary="started",
+            now=utcnow() - timedelta(minutes=11),
+        )
+    at.run()
+    (flag,) = [e.value for e in at.error]
+    assert flag.startswith("The email and reminder worker has not run for 11 minutes")
+    assert "python -m lib.cli worker" in flag
 
 
 @pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
