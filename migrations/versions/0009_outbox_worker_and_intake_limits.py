@@ -21,6 +21,10 @@ NEW_DOCUMENT = "status IN ('queued', 'sent', 'failed', 'generated')"
 OLD_SUBMISSION = "status IN ('pending', 'accepted', 'rejected')"
 NEW_SUBMISSION = "status IN ('pending', 'accepted', 'rejected', 'spam')"
 OUTBOX = "status IN ('queued', 'sending', 'sent', 'failed')"
+WAITING = {
+    "sms": "Waiting in the outbox: no text-message provider is set up, so texts are not sent.",
+    "voice": "Waiting in the outbox: no voice-call provider is set up, so calls are not made.",
+}
 INTERRUPTED = (
     "Interrupted while sending, before ClientDesk had an outbox; it may not have arrived. "
     "Send it again if needed."
@@ -66,8 +70,17 @@ def upgrade() -> None:
         )
         batch_op.create_check_constraint(op.f('ck_message_outbox_status'), OUTBOX)
         batch_op.create_index('ix_message_outbox_due', ['channel', 'status', 'next_attempt_at'], unique=False)
-    # Texts and voice calls queued so far are all appointment reminders.
+    # Texts and voice calls queued so far are all appointment reminders; their log rows say why
+    # they wait.
     op.execute("UPDATE message_outbox SET kind = 'reminder' WHERE kind = ''")
+    for channel, note in WAITING.items():
+        op.get_bind().execute(
+            sa.text(
+                "UPDATE document_log SET error = :note "
+                "WHERE status = 'queued' AND channel = :channel AND error = ''"
+            ),
+            {"note": note, "channel": channel},
+        )
 
     with op.batch_alter_table('intake_submissions', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_intake_submissions_status'), type_='check')
