@@ -47,7 +47,7 @@ def bulk_bar(status: str, ids: list[int], done: Callable[[str], None]) -> None:
     with st.container(border=True):
         st.text(f"{count} selected")
         if status == "pending":
-            reason = st.text_input("Reason for rejecting them", key="ir_bulk_reason", max_chars=300)
+            reason = st.text_input("Reason for rejecting them", key="ir_bulk_reason")
             c1, c2 = st.columns(2)
             if c1.button(f"Reject {count}", key="ir_bulk_reject", icon=":material/block:"):
                 _apply("reject", ids, reason, done)
