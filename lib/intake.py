@@ -722,7 +722,8 @@ def save_answers(
     """Save staff edits to a client's answers; returns question id -> new answer version.
 
     ``answers`` maps question id to the value from the form (only changed ones need be sent);
-    ``expected_versions`` the answer versions shown (0: there was no answer). Values are
+    ``expected_versions`` the answer versions the form showed (0: no answer) — give every
+    answer shown, and a save is refused if any of them changed since. Values are
     checked by type; an answered required question cannot be emptied, but staff need not fill
     every required question at once. Raises ``ValidationError`` (keys ``q<id>``),
     ``StaleEdit`` (someone changed one of these answers since; nothing written) or
@@ -760,7 +761,8 @@ def save_answers(
             changes[question_id] = value
     if errors:
         raise ValidationError(errors)
-    for question_id in changes:
+    # The tab as a whole was shown at these versions: any answer saved since refuses the save.
+    for question_id in set(changes) | set(expected_versions):
         current = existing.get(question_id)
         if (current.version if current else 0) != expected_versions.get(question_id, 0):
             raise StaleEdit(*_who_answered(session, current), tz_name)

@@ -448,7 +448,7 @@ def test_an_admin_adds_a_form_phi_is_refused_and_only_real_files_are_attached(de
     [save] = [b for b in at.button if b.label == "Save form"]
     save.click().run()
     assert not at.exception
-    assert "Form saved." in [s.value for s in at.success]
+    assert "Form added." in [s.value for s in at.success]
     new_id = form_ids(demo_app)["Telehealth consent"]
     assert at.selectbox(key="forms_choice").value == new_id
 

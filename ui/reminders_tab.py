@@ -13,8 +13,8 @@ import pandas as pd
 import streamlit as st
 
 from lib import mail, portal, reminders
-from lib.edits import StaleEdit
 from lib.db import read_session, transaction
+from lib.edits import StaleEdit
 from lib.policy import PermissionDenied, allowed
 from lib.timeutil import local_text
 from lib.validation import ValidationError
