@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from lib import audit, mail
@@ -62,29 +62,22 @@ def _log_row(
     session: Session,
     *,
     actor: Actor | None,
-    client_id: int,
-    kind: str,
-    what: str,
-    recipient: str,
-    channel: str,
-    status: str,
-    error: str,
-    attachment_names: str,
-    resend_of_id: int | None,
     now: datetime,
+    recipient: str,
+    what: str,
+    attachment_names: str = "",
+    error: str = "",
+    **fields,
 ) -> DocumentLogEntry:
+    """The document log row (``fields``: client_id, kind, channel, status, resend_of_id)."""
     entry = DocumentLogEntry(
-        client_id=client_id,
-        kind=kind,
         sent_at=now,
         sender_user_id=actor.user_id if actor else None,
         recipient=recipient[:254],
         form_names=what[:500],
         attachment_names=attachment_names[:1000],
-        channel=channel,
-        status=status,
         error=error[:500],
-        resend_of_id=resend_of_id,
+        **fields,
     )
     session.add(entry)
     session.flush()
@@ -113,16 +106,15 @@ def queue_email(
     entry = _log_row(
         session,
         actor=actor,
+        now=now,
+        recipient=recipient,
+        what=what,
+        attachment_names=attachment_names,
         client_id=client_id,
         kind=kind,
-        what=what,
-        recipient=recipient,
         channel="email",
         status="queued",
-        error="",
-        attachment_names=attachment_names,
         resend_of_id=resend_of_id,
-        now=now,
     )
     row = MessageOutbox(
         client_id=client_id,
@@ -164,16 +156,16 @@ def log_not_sent(
     entry = _log_row(
         session,
         actor=actor,
+        now=now,
+        recipient=recipient,
+        what=what,
+        attachment_names=attachment_names,
+        error=error,
         client_id=client_id,
         kind=kind,
-        what=what,
-        recipient=recipient,
         channel="email",
         status="failed",
-        error=error,
-        attachment_names=attachment_names,
         resend_of_id=resend_of_id,
-        now=now,
     )
     return Queued(entry.id, None, recipient, "failed", error[:500], now)
 
@@ -196,16 +188,14 @@ def queue_waiting(
     entry = _log_row(
         session,
         actor=None,
+        now=now,
+        recipient=recipient,
+        what=what,
+        error=note,
         client_id=client_id,
         kind=kind,
-        what=what,
-        recipient=recipient,
         channel=channel,
         status="queued",
-        error=note,
-        attachment_names="",
-        resend_of_id=None,
-        now=now,
     )
     row = MessageOutbox(
         client_id=client_id,
@@ -414,32 +404,3 @@ def _update_log(
         detail=f"kind={claimed.kind} transport={transport} {error[:200]}".strip(),
         at=now,
     )
-
-
-# --- what admins see ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OutboxCounts:
-    emails_waiting: int  # queued or being sent
-    oldest_waiting_at: datetime | None
-    texts_and_calls_waiting: int
-    failed_last_day: int
-
-
-def counts(session: Session, *, now: datetime | None = None) -> OutboxCounts:
-    """How much is waiting; aggregates only (callers check the actor)."""
-    now = now or utcnow()
-    waiting = (MessageOutbox.status.in_(("queued", "sending")),)
-    emails, oldest = session.execute(
-        select(func.count(), func.min(MessageOutbox.created_at)).where(
-            MessageOutbox.channel == "email", *waiting
-        )
-    ).one()
-    others = session.scalar(select(func.count()).where(MessageOutbox.channel != "email", *waiting))
-    failed = session.scalar(
-        select(func.count()).where(
-            MessageOutbox.status == "failed", MessageOutbox.finished_at >= now - timedelta(days=1)
-        )
-    )
-    return OutboxCounts(int(emails), as_utc(oldest), int(others or 0), int(failed or 0))

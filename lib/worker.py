@@ -23,14 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from lib import mail, outbox, portal, reminder_sender
 from lib.db import read_session, transaction
-from lib.models import WorkerStatus
+from lib.models import MessageOutbox, WorkerStatus
 from lib.policy import Actor, require
 from lib.timeutil import as_utc, utcnow
 
@@ -251,6 +251,32 @@ def run_forever(
 
 
 @dataclass(frozen=True)
+class OutboxCounts:
+    emails_waiting: int  # queued or being sent
+    oldest_waiting_at: datetime | None
+    texts_and_calls_waiting: int
+    failed_last_day: int
+
+
+def outbox_counts(session: Session, *, now: datetime | None = None) -> OutboxCounts:
+    """How much is waiting; aggregates only (callers check the actor)."""
+    now = now or utcnow()
+    waiting = (MessageOutbox.status.in_(("queued", "sending")),)
+    emails, oldest = session.execute(
+        select(func.count(), func.min(MessageOutbox.created_at)).where(
+            MessageOutbox.channel == "email", *waiting
+        )
+    ).one()
+    others = session.scalar(select(func.count()).where(MessageOutbox.channel != "email", *waiting))
+    failed = session.scalar(
+        select(func.count()).where(
+            MessageOutbox.status == "failed", MessageOutbox.finished_at >= now - timedelta(days=1)
+        )
+    )
+    return OutboxCounts(int(emails), as_utc(oldest), int(others or 0), int(failed or 0))
+
+
+@dataclass(frozen=True)
 class WorkerHealth:
     last_run_at: datetime | None  # the latest heartbeat of any worker
     name: str
@@ -258,7 +284,7 @@ class WorkerHealth:
     last_summary: str
     minutes_since: int | None  # since the last heartbeat
     silent: bool  # no heartbeat for SILENT_AFTER: emails and reminders are not going out
-    counts: outbox.OutboxCounts
+    counts: OutboxCounts
 
 
 def worker_health(session: Session, *, actor: Actor, now: datetime | None = None) -> WorkerHealth:
@@ -274,5 +300,5 @@ def worker_health(session: Session, *, actor: Actor, now: datetime | None = None
         last_summary=latest.last_summary if latest else "",
         minutes_since=None if last is None else int((now - last).total_seconds() // 60),
         silent=last is None or now - last > SILENT_AFTER,
-        counts=outbox.counts(session, now=now),
+        counts=outbox_counts(session, now=now),
     )
