@@ -177,4 +177,6 @@ def send(settings: MailSettings, message: EmailMessage) -> SendResult:
         return SendResult(
             "failed", "smtp", f"mail server unreachable ({type(exc).__name__})", message_id
         )
+    except ValueError:  # no sender or recipient header: this message can never be sent
+        return SendResult("failed", "smtp", "the message has no address", message_id, True)
     return SendResult("sent", "smtp", message_id=message_id)

@@ -60,6 +60,8 @@ class Delivery:
 
 
 def _not_wanted(session: Session, claimed: outbox.Claimed, now: datetime) -> str:
+    if not claimed.message:
+        return "Not sent: the message was not in the outbox any more."
     if claimed.send_before is not None and claimed.send_before <= now:
         return _TOO_LATE.get(claimed.kind, "Not sent: it was no longer useful to send it.")
     if claimed.kind == "reminder" and claimed.ref_id is not None:
