@@ -27,11 +27,15 @@ seed: migrate
 		$(BIN)/python -m lib.cli seed-demo --if-empty --clients $(CLIENTS); \
 	fi
 
+# The worker (email outbox, reminders) runs next to the app; stopping either stops both.
 run: seed
 	@if [ "$(CLIENTDESK_DEMO)" = "1" ]; then $(BIN)/python -m lib.cli demo-logins; fi
 	@echo "Serving ClientDesk on http://$(ADDRESS):$(PORT)"
+	@$(BIN)/python -m lib.cli worker & worker=$$!; \
 	$(BIN)/streamlit run serve.py --server.address $(ADDRESS) --server.port $(PORT) \
-		--server.headless true
+		--server.headless true & app=$$!; \
+	trap 'kill $$app $$worker 2>/dev/null' INT TERM; \
+	wait $$app; kill $$worker 2>/dev/null; wait
 
 test: venv
 	$(BIN)/pytest -n 2 --dist loadgroup -p no:cacheprovider

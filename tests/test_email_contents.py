@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lib import documents, forms, portal, receipts, reminder_sender
+from lib import documents, forms, portal, receipts, reminder_sender, statements
 from lib.demo import FORMS as DEMO_FORMS
 from lib.models import Client, LedgerEntry
 from lib.validation import ValidationError
@@ -97,6 +97,7 @@ def _emails() -> dict[str, tuple[str, str]]:
     # A subject saved before subjects refused {first_name}, and one without the practice's name.
     legacy = _form(9, "Legacy", "Forms for {first_name}", "Hello {first_name},\n\nAttached.")
     found["form-legacy"] = documents.compose([legacy], first_name=first, practice_name=PRACTICE)
+    found["statement"] = statements.statement_email_text(PRACTICE)
     return found
 
 
@@ -116,7 +117,7 @@ def test_every_subject_names_the_practice_and_the_kind_and_nothing_about_the_cli
     subject, _ = EMAILS[kind]
     assert PRACTICE in subject
     assert CLIENT.first_name not in subject
-    assert re.search(r"receipt|invitation|reminder|form", subject, re.I), subject
+    assert re.search(r"receipt|invitation|reminder|form|statement", subject, re.I), subject
 
 
 def test_a_receipt_carries_amount_date_method_reference_and_number_only():
@@ -170,8 +171,15 @@ def test_every_module_that_builds_an_email_is_covered_here():
         "lib/portal.py",
         "lib/reminder_sender.py",
         "lib/documents.py",
+        "lib/statements.py",
     }
-    assert "lib.mail" not in (ROOT / "lib" / "statements.py").read_text()  # statements: PDF only
+
+
+def test_a_statement_email_says_a_statement_is_attached_and_nothing_more():
+    subject, body = EMAILS["statement"]
+    assert subject == f"Your statement from {PRACTICE}"
+    assert "attached" in body and "$" not in body
+    assert CLIENT.first_name not in body
 
 
 def test_the_readme_says_what_each_email_contains():
@@ -194,6 +202,7 @@ def test_the_readme_says_what_each_email_contains():
         "forms": documents.compose(
             [_form(1, "f", "<the form's subject>", "b")], first_name="x", practice_name="<practice>"
         )[0],
+        "statement": statements.statement_email_text("<practice>")[0],
         "several forms": documents.compose(
             [_form(1, "f", "s", "b"), _form(2, "g", "s", "b")],
             first_name="x",
@@ -202,6 +211,6 @@ def test_the_readme_says_what_each_email_contains():
     }
     for kind, subject in subjects.items():
         assert f"`{subject}`" in section, f"the README does not give the {kind} subject {subject!r}"
-    for words in ("first name", "receipt number", "statement", "never"):
+    for words in ("first name", "receipt number", "statement", "email consent", "never"):
         assert words in section.lower()
     assert "never goes into email bodies" not in readme  # the old, untrue sentence

@@ -426,7 +426,9 @@ def test_a_colleagues_save_in_between_survives_reload_and_save(demo_app, case: C
 
     assert not at.exception, at.exception
     assert any("Changed by" in e.value for e in at.error), (
-        [e.value for e in at.error], [i.value for i in at.info], [x.value for x in at.success]
+        [e.value for e in at.error],
+        [i.value for i in at.info],
+        [x.value for x in at.success],
     )
     assert read(url, lambda s: case.stored(s, a)) == before  # nothing of ours was written
     assert read(url, lambda s: case.colleague_stored(s, a)) == colleague

@@ -28,7 +28,11 @@ def _streamlit_command(**env: str) -> list[str]:
         timeout=60,
     ).stdout.replace("\\\n", " ")
     [line] = [line for line in shown.splitlines() if "streamlit run" in line]
-    return shlex.split(line)
+    words = shlex.split(line)  # the recipe also starts the worker: keep streamlit's own words
+    start = next(
+        i for i, w in enumerate(words) if w.endswith("streamlit") and words[i + 1] == "run"
+    )
+    return words[start : words.index("&", start) if "&" in words[start:] else None]
 
 
 def _option(command: list[str], name: str) -> str:
@@ -46,7 +50,7 @@ def test_make_run_listens_elsewhere_only_when_told():
 
 def test_make_run_serves_the_app_behind_the_download_guard():
     command = _streamlit_command()
-    assert command[command.index("run") + 1] == "serve.py"
+    assert command[1:3] == ["run", "serve.py"]
     # `streamlit run` finds the st.App there and serves it (tests/e2e: the guard answers).
     found = discover_asgi_app(ROOT / "serve.py")
     assert found.is_asgi_app and found.app_name == "app"
