@@ -45,12 +45,14 @@ def statement_log(url: str, client_id: int) -> list[tuple[str, str, str]]:
         ]
 
 
-def test_a_biller_makes_a_pdf_and_emails_the_statement(demo_app, tmp_path, monkeypatch):
+def test_a_biller_makes_a_pdf_and_emails_the_statement(demo_app, tmp_path, monkeypatch, downloads):
     monkeypatch.setenv("CLIENTDESK_DATA_DIR", str(tmp_path))
     client_id, number = demo_client(demo_app, email=ADDRESS, email_ok=True)
     at = open_client(sign_in("biller"), number)
 
-    at.button(key="billing_stmt").click().run()
+    # The PDF is made when its download button is clicked (issue 12 item 1).
+    assert downloads.click(at, "billing_stmt").startswith(b"%PDF")
+    at.run()
     assert not at.exception
     assert statement_log(demo_app, client_id) == [("pdf", "generated", "")]
 

@@ -46,7 +46,7 @@ def _statements_logged(url: str) -> list[tuple[int, str]]:
                 select(DocumentLogEntry.client_id, DocumentLogEntry.attachment_names)
                 .where(DocumentLogEntry.kind == "statement")
                 .order_by(DocumentLogEntry.id)
-            ).tuples()
+            ).all()
         )
 
 
