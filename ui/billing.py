@@ -79,8 +79,7 @@ def record_payment_dialog(client_id: int) -> None:
     slots["method"] = c2.empty()
     payer, confirmed = None, False
     if paid_by == "insurance":
-        payer, confirmed = _insurance_payer(client_id)
-        slots["payer_id"] = st.empty()
+        payer, confirmed = _insurance_payer(client_id, slots)
     c1, c2 = st.columns(2)
     reference = c1.text_input(
         "Reference",
@@ -149,7 +148,7 @@ def record_payment_dialog(client_id: int) -> None:
         st.rerun()
 
 
-def _insurance_payer(client_id: int) -> tuple[insurance.PaymentPayer | None, bool]:
+def _insurance_payer(client_id: int, slots: dict) -> tuple[insurance.PaymentPayer | None, bool]:
     """The paying insurer: the client's primary coverage unless the user picks another; a
     payer not on the client's coverages needs an explicit tick."""
     with read_session(context.engine()) as session:
@@ -164,6 +163,7 @@ def _insurance_payer(client_id: int) -> tuple[insurance.PaymentPayer | None, boo
         placeholder="Choose the insurance payer who paid",
         key="pay_payer",
     )
+    slots["payer_id"] = st.empty()
     payer = by_value.get(chosen)
     confirmed = False
     if payer is not None and not payer.on_file:
