@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from lib import client_totals
 from lib.ledger import UNKNOWN_PAYER_LABEL, PayerRef
 from lib.ledger_as_of import LedgerAsOf, Owed, ledger_as_of
-from lib.models import Client, Clinician, InsuranceCredit, OpenCharge, Payer
+from lib.models import Client, Clinician, Coverage, InsuranceCredit, OpenCharge, Payer
 from lib.policy import Actor, require
 from lib.timeutil import practice_today
 
@@ -73,6 +73,8 @@ CLIENT_PART = "Client responsibility"
 # adjustments, charges from before payers were recorded).
 NO_PAYER = PayerRef(None)
 NO_PAYER_LABEL = UNKNOWN_PAYER_LABEL
+# By-clinician key and clinician filter for entries without a clinician (refunds, fees).
+NO_CLINICIAN = -1
 NO_CLINICIAN_LABEL = "No clinician (refunds, other)"
 
 
@@ -87,7 +89,7 @@ class Slice:
     def has(self, responsibility: str, clinician_id: int | None, payer: PayerRef | None) -> bool:
         if self.responsibility and responsibility != self.responsibility:
             return False
-        if self.clinician_id is not None and clinician_id != self.clinician_id:
+        if self.clinician_id is not None and (clinician_id or NO_CLINICIAN) != self.clinician_id:
             return False
         return self.payer is None or payer == self.payer
 
@@ -96,7 +98,9 @@ class Slice:
         found = []
         if self.responsibility:
             found.append(OpenCharge.responsibility == self.responsibility)
-        if self.clinician_id is not None:
+        if self.clinician_id == NO_CLINICIAN:
+            found.append(OpenCharge.clinician_id.is_(None))
+        elif self.clinician_id is not None:
             found.append(OpenCharge.clinician_id == self.clinician_id)
         if self.payer is not None:
             found.append(OpenCharge.responsibility == "insurance")
@@ -113,7 +117,7 @@ class AgingRow:
     """One line of a breakdown: amounts per bucket key, their total, and (by payer) the
     unapplied credit of that payer or, on the client part's row, of the clients."""
 
-    key: object  # clinician id; PayerRef or None (client part); 'client'/'insurance'
+    key: object  # clinician id (NO_CLINICIAN); PayerRef or None (client part); responsibility
     label: str
     amounts: dict[str, int]
     total_cents: int
@@ -163,6 +167,36 @@ def bucket_for(age: timedelta, bucket_list: list[Bucket]) -> str:
         if b.max_days is None or days <= b.max_days:
             return b.key
     return bucket_list[-1].key
+
+
+def payer_choices(session: Session) -> list[tuple[PayerRef, str]]:
+    """The report's payer filter: the payer list, payers typed on coverages or charges, and
+    insurance that names no payer. Payer names are practice reference data, not client data."""
+    found: dict[PayerRef, str] = {}
+    for p in session.scalars(select(Payer).order_by(func.lower(Payer.name))):
+        found[PayerRef.of(p.id)] = p.name if p.active else f"{p.name} (inactive)"
+    typed = (
+        select(Coverage.payer_name)
+        .where(Coverage.payer_id.is_(None))
+        .union(
+            select(OpenCharge.payer_name).where(
+                OpenCharge.responsibility == "insurance", OpenCharge.payer_id.is_(None)
+            )
+        )
+    )
+    for name in sorted(session.scalars(typed), key=str.lower):
+        ref = PayerRef.of(None, name)
+        if not ref.unknown:
+            found.setdefault(ref, f"{ref.name} (not in payer list)")
+    found[NO_PAYER] = NO_PAYER_LABEL
+    return list(found.items())
+
+
+def history_for(session: Session, *, actor: Actor, as_of: date) -> LedgerAsOf | None:
+    """The ledger replayed to ``as_of`` when it is a past day (None for today): a page
+    computes it once and hands it to ``report`` and ``clients_behind``."""
+    require(actor, "report.balances")
+    return ledger_as_of(session, day=as_of) if is_past(as_of) else None
 
 
 def is_past(as_of: date) -> bool:
@@ -257,7 +291,9 @@ def report(
         unapplied_credit_cents=client_credit,
         insurance_credit_cents=sum(payer_credit.values()),
         by_bucket=by_bucket,
-        by_clinician=rows(lambda r, c, p: c, lambda c: clinicians.get(c, NO_CLINICIAN_LABEL)),
+        by_clinician=rows(
+            lambda r, c, p: c or NO_CLINICIAN, lambda c: clinicians.get(c, NO_CLINICIAN_LABEL)
+        ),
         by_payer=rows(
             lambda r, c, p: p,
             payer_label,

@@ -240,7 +240,7 @@ def expected_as_of(all_entries, day: date) -> Expected:
             exp.per_client.setdefault(client_id, []).append(line)
             for table, k in (
                 (exp.by_responsibility, item.responsibility),
-                (exp.by_clinician, item.clinician_id),
+                (exp.by_clinician, item.clinician_id or aging.NO_CLINICIAN),
                 (exp.by_payer, item.payer),
             ):
                 amounts = table.setdefault(k, dict.fromkeys(bkey_list(), 0))
@@ -295,8 +295,8 @@ def assert_report_ties(engine, history, day: date) -> aging.AgingReport:
     for b in report.buckets:
         assert listed(bucket_key=b.key) == per_client(lambda line, k=b.key: line[3] == k), day
     for row in report.by_clinician:
-        if row.key is not None:
-            assert listed(clinician_id=row.key) == per_client(lambda line, k=row.key: line[1] == k)
+        want = per_client(lambda line, k=row.key: (line[1] or aging.NO_CLINICIAN) == k)
+        assert listed(clinician_id=row.key) == want, day
     for row in report.by_payer:
         if row.key is None:
             want = per_client(lambda line: line[0] == "client")
