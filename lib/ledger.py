@@ -67,7 +67,11 @@ class PayerRef:
         """Whether a payment from this payer may pay ``item``."""
         if item.responsibility != "insurance":
             return False
-        return self.unknown or item.payer == self
+        if self.payer_id is not None:
+            return item.payer_id == self.payer_id
+        if not self.name_key:
+            return True  # a payment that names no payer pays any insurance charge
+        return item.payer_id is None and item.payer_name.casefold() == self.name_key
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,8 @@ class ClientState:
 
 def _pay_oldest(items: list[OpenItem], may_pay: Callable[[OpenItem], bool], amount: int) -> int:
     """Apply ``amount`` to the oldest open items it may pay; return what is left."""
+    if amount == 0:
+        return 0
     for item in sorted(
         (i for i in items if i.open_cents > 0 and may_pay(i)),
         key=lambda i: (i.service_date, i.charge_entry_id),
@@ -388,6 +394,7 @@ def client_ledger(session: Session, *, actor: Actor, client_id: int) -> list[Led
     )
     by_id = {e.id: e for e in entries}
     reversed_ids = {e.reverses_entry_id for e in entries if e.kind == "reversal"}
+    payer_names = dict(session.execute(select(Payer.id, Payer.name)).all())
     running = 0
     lines = []
     for e in entries:
@@ -398,6 +405,8 @@ def client_ledger(session: Session, *, actor: Actor, client_id: int) -> list[Led
         else:
             signed = signed_amount(e.kind, e.amount_cents)
             parts = [KIND_LABELS[e.kind], f"({e.responsibility})"]
+            if e.responsibility == "insurance" and (e.payer_id or e.payer_name):
+                parts.append(payer_names.get(e.payer_id, "") if e.payer_id else e.payer_name)
             if e.method:
                 parts.append(e.method)
             if e.reference:

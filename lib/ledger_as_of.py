@@ -58,12 +58,13 @@ class LedgerAsOf:
 def ledger_as_of(session: Session, *, day: date, tz_name: str | None = None) -> LedgerAsOf:
     """Everything owed and every credit at the end of ``day`` (callers check permissions)."""
     end = end_of_day(day, tz_name)
+    conn = session.connection()  # plain rows: no ORM bookkeeping for a ledger's worth of rows
     later = select(LedgerEntry.client_id).where(LedgerEntry.posted_at >= end).distinct()
-    changed = sorted(session.scalars(later))
+    changed = sorted(conn.scalars(later))
     result = LedgerAsOf(day=day, replayed_clients=len(changed))
 
     # Clients with nothing posted after the day: the projections are their state then.
-    for row in session.execute(
+    for row in conn.execute(
         select(
             OpenCharge.client_id,
             OpenCharge.responsibility,
@@ -76,13 +77,13 @@ def ledger_as_of(session: Session, *, day: date, tz_name: str | None = None) -> 
     ):
         payer = PayerRef.of(row[3], row[4]) if row[1] == "insurance" else None
         result.owed.append(Owed(row[0], row[1], row[2], payer, row[5], int(row[6])))
-    for client_id, cents in session.execute(
+    for client_id, cents in conn.execute(
         select(Client.id, Client.unapplied_credit_cents).where(
             Client.unapplied_credit_cents != 0, Client.id.not_in(later)
         )
     ):
         result.client_credit[client_id] = int(cents)
-    for client_id, payer_id, payer_name, cents in session.execute(
+    for client_id, payer_id, payer_name, cents in conn.execute(
         select(
             InsuranceCredit.client_id,
             InsuranceCredit.payer_id,
@@ -95,7 +96,7 @@ def ledger_as_of(session: Session, *, day: date, tz_name: str | None = None) -> 
     # Clients with later entries: replay what they had posted by the end of the day.
     for start in range(0, len(changed), BATCH):
         ids = changed[start : start + BATCH]
-        rows = session.execute(
+        rows = conn.execute(
             select(LedgerEntry.client_id, *POSTING_COLUMNS)
             .where(LedgerEntry.client_id.in_(ids), LedgerEntry.posted_at < end)
             .order_by(LedgerEntry.client_id, LedgerEntry.id)

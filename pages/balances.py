@@ -53,8 +53,8 @@ except ValueError as exc:
     st.stop()
 payer = payer_values.get(payer_value)
 
+history = ui.history_for(engine, actor, as_of)
 with read_session(engine) as session:
-    history = aging.history_for(session, actor=actor, as_of=as_of)
     report = aging.report(
         session,
         actor=actor,

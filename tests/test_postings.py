@@ -1096,6 +1096,7 @@ def test_eight_writers_at_once_lose_nothing_and_post_nothing_twice(engine):
             "client_due_cents": 0,
             "insurance_pending_cents": 0,
             "unapplied_credit_cents": paid - opening,
+            "insurance_credit_cents": 0,
             "total_cents": opening - paid,
             "oldest_unpaid_dos": None,
         }
@@ -1196,6 +1197,7 @@ def test_completing_an_insured_clients_appointment_splits_the_fee_once(engine, p
         "client_due_cents": COPAY,
         "insurance_pending_cents": FEE - COPAY,
         "unapplied_credit_cents": 0,
+        "insurance_credit_cents": 0,
         "total_cents": FEE,
         "oldest_unpaid_dos": day,
     }
@@ -1237,6 +1239,7 @@ def test_a_credit_on_account_pays_the_copay_when_the_appointment_is_completed(en
         "client_due_cents": 0,
         "insurance_pending_cents": FEE - COPAY,
         "unapplied_credit_cents": 4000 - COPAY,
+        "insurance_credit_cents": 0,
         "total_cents": FEE - 4000,
         "oldest_unpaid_dos": TODAY - timedelta(days=3),
     }

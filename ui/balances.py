@@ -12,16 +12,21 @@ notice. Nothing a user selects can point past the end of a table.
 from __future__ import annotations
 
 from collections.abc import Hashable
+from datetime import date
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from lib import aging
+from lib.db import read_session
+from lib.ledger_as_of import LedgerAsOf
 from lib.money import format_cents
+from lib.policy import Actor
 from ui.intake_tab import literal
 
 TABLES = ("bucket", "clinician", "payer")
+HISTORY = "ar_history"
 CLEARED = "ar_cleared_notice"
 ROW_HEIGHT = 30
 
@@ -29,6 +34,22 @@ ROW_HEIGHT = 30
 def table_key(table: str) -> str:
     """The widget key of a table: ``ar_bucket_table``, ... and ``ar_clients`` (the list)."""
     return "ar_clients" if table == "clients" else f"ar_{table}_table"
+
+
+def history_for(engine, actor: Actor, as_of: date) -> LedgerAsOf | None:
+    """The ledger replayed to a past ``as_of`` (None for today), kept in this session while
+    that day is shown: a past day never changes (later entries are posted after it), so every
+    click on the report reuses one replay. Kept per session, never in a shared cache."""
+    kept = st.session_state.get(HISTORY)
+    if kept is not None and kept.day == as_of and aging.is_past(as_of):
+        return kept
+    st.session_state.pop(HISTORY, None)
+    if not aging.is_past(as_of):
+        return None
+    with st.spinner(f"Replaying the ledger to {as_of:%m/%d/%Y}…"), read_session(engine) as session:
+        history = aging.history_for(session, actor=actor, as_of=as_of)
+    st.session_state[HISTORY] = history
+    return history
 
 
 def headline(report: aging.AgingReport) -> None:
