@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from lib import aging, postings
 from lib.db import transaction
 from lib.models import Client, Coverage, LedgerEntry, OpenCharge, Payer
-from lib.money import format_cents
+from lib.money import format_cents, format_compact
 from tests import test_pages_login as login_tests
 from tests.test_pages_clients import (
     actor_of,
@@ -94,10 +94,10 @@ def test_total_ar_matches_lib_and_the_buckets_are_in_order(demo_app):
 
     assert "Outstanding balances" in [t.value for t in at.title]
     shown = metrics(at)
-    assert shown["Total A/R"] == format_cents(report.total_ar_cents)
-    assert shown["Client due"] == format_cents(report.client_due_cents)
-    assert shown["Insurance pending"] == format_cents(report.insurance_pending_cents)
-    assert shown["Unapplied credit"] == format_cents(report.unapplied_credit_cents)
+    assert shown["Total A/R"] == format_compact(report.total_ar_cents)
+    assert shown["Client due"] == format_compact(report.client_due_cents)
+    assert shown["Insurance pending"] == format_compact(report.insurance_pending_cents)
+    assert shown["Unapplied credit"] == format_compact(report.unapplied_credit_cents)
     buckets = the_table(at, "Bucket (days)")
     assert buckets["Bucket (days)"].tolist() == BUCKETS
     totals = report.bucket_totals()
@@ -159,7 +159,7 @@ def test_bad_bucket_edges_show_a_message_next_to_the_field(demo_app):
     at.run()
     assert errors_beside(at, "ar_edges") == []
     assert the_table(at, "Bucket (days)")["Bucket (days)"].tolist() == ["0–45", "46–90", "90+"]
-    assert metrics(at)["Total A/R"] == format_cents(lib_report(demo_app).total_ar_cents)
+    assert metrics(at)["Total A/R"] == format_compact(lib_report(demo_app).total_ar_cents)
 
 
 def test_export_buttons_for_the_client_list_and_the_report(demo_app):

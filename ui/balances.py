@@ -21,7 +21,7 @@ import streamlit as st
 from lib import aging
 from lib.db import read_session
 from lib.ledger_as_of import LedgerAsOf
-from lib.money import format_cents
+from lib.money import format_cents, format_compact
 from lib.policy import Actor
 from ui.intake_tab import literal
 
@@ -53,7 +53,9 @@ def history_for(engine, actor: Actor, as_of: date) -> LedgerAsOf | None:
 
 
 def headline(report: aging.AgingReport) -> None:
-    """The report's totals, three to a row so a practice-sized figure is never cut off."""
+    """The report's totals, three to a row. A large figure is shown short ($13.52M), so it
+    is never cut off whatever the window or the practice's size, with the exact amount
+    written under it."""
     figures = [
         ("Total A/R", report.total_ar_cents, "Everything still owed, before credit."),
         ("Client due", report.client_due_cents, None),
@@ -70,7 +72,11 @@ def headline(report: aging.AgingReport) -> None:
         for column, (label, cents, tip) in zip(
             st.columns(3), figures[start : start + 3], strict=True
         ):
-            column.metric(label, format_cents(cents), help=tip, border=True)
+            exact = format_cents(cents)
+            short = format_compact(cents)
+            column.metric(label, short, help=tip, border=True)
+            if short != exact:
+                column.caption(exact)
 
 
 def aging_chart(frame: pd.DataFrame, order: list[str]) -> alt.Chart:
@@ -105,10 +111,10 @@ def ranked_chart(frame: pd.DataFrame, label: str) -> alt.Chart:
         .mark_bar()
         .encode(
             y=alt.Y(f"{label}:N", sort=order, axis=alt.Axis(title=None, labelLimit=320)),
-            x=alt.X("Total:Q", title="Owed ($)", axis=alt.Axis(format="$,.0f")),
+            x=alt.X("Total:Q", title="Owed ($)", axis=alt.Axis(format="$.2~s")),
             tooltip=[f"{label}:N", alt.Tooltip("Total:Q", title="Owed", format="$,.2f")],
         )
-        .properties(height=max(80, ROW_HEIGHT * len(order) + 40))
+        .properties(height=alt.Step(ROW_HEIGHT))  # one readable band per name
     )
 
 
