@@ -262,7 +262,10 @@ def report(
     def rows(key_of, label_of, credits: dict | None = None) -> list[AgingRow]:
         table: dict[object, dict[str, int]] = {}
         for responsibility, clin, ref, bkey, cents in grouped:
-            amounts = table.setdefault(key_of(responsibility, clin, ref), zero())
+            key = key_of(responsibility, clin, ref)
+            amounts = table.get(key)
+            if amounts is None:
+                amounts = table[key] = zero()
             amounts[bkey] += cents
         for k, cents in (credits or {}).items():
             if cents:
@@ -323,8 +326,16 @@ def _projected(session: Session, chosen: Slice):
             OpenCharge.service_date,
         )
     ).all()
+    refs: dict[tuple, PayerRef] = {}  # one PayerRef per payer, not one per row
+
+    def ref_of(pid: int | None, name: str) -> PayerRef:
+        ref = refs.get((pid, name))
+        if ref is None:
+            ref = refs[(pid, name)] = PayerRef.of(pid, name)
+        return ref
+
     owed = [
-        (r, clin, PayerRef.of(pid, name) if r == "insurance" else None, day, cents)
+        (r, clin, ref_of(pid, name) if r == "insurance" else None, day, cents)
         for r, clin, pid, name, day, cents in by_day
     ]
     payer_credit: dict[PayerRef, int] = {}

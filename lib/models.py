@@ -349,6 +349,7 @@ class OpenCharge(Base):
             "responsibility",
             "clinician_id",
             "payer_id",
+            "payer_name",
             "service_date",
             "open_cents",
         ),

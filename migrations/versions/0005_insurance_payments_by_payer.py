@@ -57,6 +57,13 @@ def upgrade() -> None:
         sa.Column("insurance_credit_cents", sa.BigInteger(), server_default="0", nullable=False),
     )
     op.create_index("ix_ledger_posted_at", "ledger_entries", ["posted_at", "client_id"])
+    # The aging report's covering index now covers the payer's name too.
+    op.drop_index("ix_open_charges_aging", table_name="open_charges")
+    op.create_index(
+        "ix_open_charges_aging",
+        "open_charges",
+        ["responsibility", "clinician_id", "payer_id", "payer_name", "service_date", "open_cents"],
+    )
     op.create_table(
         "insurance_credits",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -170,6 +177,12 @@ def downgrade() -> None:
     op.drop_index("ix_insurance_credits_client", table_name="insurance_credits")
     op.drop_table("insurance_credits")
     op.drop_index("ix_ledger_posted_at", table_name="ledger_entries")
+    op.drop_index("ix_open_charges_aging", table_name="open_charges")
+    op.create_index(
+        "ix_open_charges_aging",
+        "open_charges",
+        ["responsibility", "clinician_id", "payer_id", "service_date", "open_cents"],
+    )
     op.drop_column("clients", "insurance_credit_cents")
     op.drop_column("open_charges", "payer_name")
     op.drop_column("ledger_entries", "payer_name")
