@@ -340,7 +340,7 @@ def test_upgrading_an_older_ledger_names_typed_payers_and_rebuilds_balances(fres
                 idempotency_key=key(),
             )
         with engine.begin() as conn:
-            command.downgrade(_config(conn, fresh_url), "0003")
+            command.downgrade(_config(conn, fresh_url), "-1")  # to just before 0005
         with engine.begin() as conn:  # what the old rules stored: the 1000 as client credit
             conn.execute(
                 text(

@@ -1,7 +1,7 @@
 """insurance payments by payer: payer names on the ledger, insurance credit per payer
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0009 (assigned 0003; re-chained after merging main)
 Create Date: 2026-11-30 05:30:00
 
 An insurance payment now pays only its own payer's open charges, and what it leaves over is
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0009"  # assigned "0003"; re-chained after main gained 0009
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
