@@ -74,47 +74,7 @@ st.caption(
 )
 
 labels = {b.key: b.label for b in report.buckets}
-responsibility_rows = {r.key: r.amounts for r in report.by_bucket}
-bucket_frame = pd.DataFrame(
-    [
-        {
-            "Bucket (days)": b.label,
-            "Client": responsibility_rows.get("client", {}).get(b.key, 0) / 100,
-            "Insurance": responsibility_rows.get("insurance", {}).get(b.key, 0) / 100,
-        }
-        for b in report.buckets
-    ],
-    columns=["Bucket (days)", "Client", "Insurance"],
-)
-bucket_frame["Total"] = bucket_frame["Client"] + bucket_frame["Insurance"]
-
-
-def breakdown(rows: list[aging.AgingRow], first: str, credit: bool = False) -> pd.DataFrame:
-    columns = [first, *labels.values(), "Total", *(["Unapplied credit"] if credit else [])]
-    return pd.DataFrame(
-        [
-            {
-                first: r.label,
-                **{labels[k]: v / 100 for k, v in r.amounts.items()},
-                "Total": r.total_cents / 100,
-                **({"Unapplied credit": r.credit_cents / 100} if credit else {}),
-            }
-            for r in rows
-        ],
-        columns=columns,
-    )
-
-
-def pickable(table: str, frame: pd.DataFrame, money_columns: list[str]):
-    return st.dataframe(
-        frame,
-        hide_index=True,
-        width="stretch",
-        key=ui.table_key(table),
-        column_config={c: money_column(c) for c in money_columns},
-        on_select="rerun",
-        selection_mode="single-row",
-    )
+bucket_frame = ui.bucket_frame(report)
 
 
 filters = (
@@ -134,14 +94,14 @@ def about(title: str, money: list[str], selected: tuple = ()) -> export.About:
 
 
 bucket_pick = ui.remembered_pick("bucket", [(b.key, b.label) for b in report.buckets])
-clinician_frame = breakdown(report.by_clinician, "Clinician")
+clinician_frame = ui.breakdown_frame(report, report.by_clinician, "Clinician")
 clinician_pick = ui.remembered_pick("clinician", [(r.key, r.label) for r in report.by_clinician])
-payer_frame = breakdown(report.by_payer, "Payer", credit=True)
+payer_frame = ui.breakdown_frame(report, report.by_payer, "Payer", credit=True)
 payer_pick = ui.remembered_pick("payer", [(r.key, r.label) for r in report.by_payer])
 
 st.subheader("Aging")
 st.altair_chart(ui.aging_chart(bucket_frame, list(labels.values())), width="stretch")
-pickable("bucket", bucket_frame, ["Client", "Insurance", "Total"])
+ui.pickable_table("bucket", bucket_frame, ["Client", "Insurance", "Total"])
 export_buttons(
     bucket_frame,
     name="aging-buckets",
@@ -155,7 +115,7 @@ with left:
     st.subheader("By clinician")
     if not clinician_frame.empty:
         st.altair_chart(ui.ranked_chart(clinician_frame, "Clinician"), width="stretch")
-    pickable("clinician", clinician_frame, [*labels.values(), "Total"])
+    ui.pickable_table("clinician", clinician_frame, [*labels.values(), "Total"])
     export_buttons(
         clinician_frame,
         name="aging-by-clinician",
@@ -167,7 +127,7 @@ with right:
     st.subheader("By payer")
     if not payer_frame.empty:
         st.altair_chart(ui.ranked_chart(payer_frame, "Payer"), width="stretch")
-    pickable("payer", payer_frame, [*labels.values(), "Total", "Unapplied credit"])
+    ui.pickable_table("payer", payer_frame, [*labels.values(), "Total", "Unapplied credit"])
     export_buttons(
         payer_frame,
         name="aging-by-payer",

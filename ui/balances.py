@@ -24,6 +24,7 @@ from lib.ledger_as_of import LedgerAsOf
 from lib.money import format_cents, format_compact
 from lib.policy import Actor
 from ui.intake_tab import literal
+from ui.tables import money_column
 
 TABLES = ("bucket", "clinician", "payer")
 HISTORY = "ar_history"
@@ -77,6 +78,58 @@ def headline(report: aging.AgingReport) -> None:
             column.metric(label, short, help=tip, border=True)
             if short != exact:
                 column.caption(exact)
+
+
+def bucket_frame(report: aging.AgingReport) -> pd.DataFrame:
+    """The aging table: one row per bucket, in bucket order, client and insurance parts."""
+    parts = {r.key: r.amounts for r in report.by_bucket}
+    frame = pd.DataFrame(
+        [
+            {
+                "Bucket (days)": b.label,
+                "Client": parts.get("client", {}).get(b.key, 0) / 100,
+                "Insurance": parts.get("insurance", {}).get(b.key, 0) / 100,
+            }
+            for b in report.buckets
+        ],
+        columns=["Bucket (days)", "Client", "Insurance"],
+    )
+    frame["Total"] = frame["Client"] + frame["Insurance"]
+    return frame
+
+
+def breakdown_frame(
+    report: aging.AgingReport, rows: list[aging.AgingRow], first: str, credit: bool = False
+) -> pd.DataFrame:
+    """A by-clinician or by-payer table: amounts per bucket, the total and (by payer) the
+    unapplied credit of each row."""
+    labels = {b.key: b.label for b in report.buckets}
+    columns = [first, *labels.values(), "Total", *(["Unapplied credit"] if credit else [])]
+    return pd.DataFrame(
+        [
+            {
+                first: r.label,
+                **{labels[k]: v / 100 for k, v in r.amounts.items()},
+                "Total": r.total_cents / 100,
+                **({"Unapplied credit": r.credit_cents / 100} if credit else {}),
+            }
+            for r in rows
+        ],
+        columns=columns,
+    )
+
+
+def pickable_table(table: str, frame: pd.DataFrame, money_columns: list[str]) -> None:
+    """A breakdown table whose rows can be selected (one at a time)."""
+    st.dataframe(
+        frame,
+        hide_index=True,
+        width="stretch",
+        key=table_key(table),
+        column_config={c: money_column(c) for c in money_columns},
+        on_select="rerun",
+        selection_mode="single-row",
+    )
 
 
 def aging_chart(frame: pd.DataFrame, order: list[str]) -> alt.Chart:
