@@ -21,7 +21,7 @@ from streamlit import config as streamlit_config
 
 from lib import export, statements
 from lib.db import transaction
-from lib.timeutil import practice_today
+from lib.timeutil import local_text, practice_today, utcnow
 from ui import context, download_guard
 
 log = logging.getLogger("clientdesk.export")
@@ -89,21 +89,39 @@ def download_button(
     )
 
 
-def export_buttons(frame: FrameSource, *, name: str, what: str, action: str) -> None:
+def export_buttons(
+    frame: FrameSource,
+    *,
+    name: str,
+    what: str,
+    action: str,
+    about: export.About | None = None,
+) -> None:
     """CSV and XLSX of exactly one on-screen table, built on click and audited per click.
 
     ``frame`` is the table shown, or a callable that builds it (then nothing is read until a
     button is clicked). ``what`` names the table in the audit log; ``action`` is the policy
-    action the export needs (checked again, for the signed-in actor, on every click).
+    action the export needs (checked again, for the signed-in actor, on every click). A report
+    passes ``about`` (as-of date, bucket edges, filters): the file names and the XLSX's About
+    sheet carry it, and its money columns are formatted as money.
     """
     actor = context.actor()
     engine = context.engine()
-    stamp = practice_today().isoformat()
+    time_zone = context.settings().practice_time_zone
+    stem = about.file_stem(name) if about else f"{name}-{practice_today().isoformat()}"
+    money = about.money_columns if about else ()
 
     def build(file_format: str) -> Callable[[], bytes]:
         def make() -> bytes:
             table = frame() if callable(frame) else frame
-            data = export.to_csv(table) if file_format == "csv" else export.to_xlsx(table, name)
+            if file_format == "csv":
+                data = export.to_csv(table, money_columns=money)
+            else:
+                info = None
+                if about is not None:
+                    generated = local_text(utcnow(), time_zone)
+                    info = about.rows(generated=generated, row_count=len(table))
+                data = export.to_xlsx(table, sheet=name, money_columns=money, about=info)
             with transaction(engine) as session:
                 export.record_export(
                     session,
@@ -121,7 +139,7 @@ def export_buttons(frame: FrameSource, *, name: str, what: str, action: str) -> 
     download_button(
         "Export CSV",
         build=build("csv"),
-        file_name=f"{name}-{stamp}.csv",
+        file_name=f"{stem}.csv",
         mime="text/csv",
         key=f"export_csv_{name}",
         container=c1,
@@ -129,7 +147,7 @@ def export_buttons(frame: FrameSource, *, name: str, what: str, action: str) -> 
     download_button(
         "Export XLSX",
         build=build("xlsx"),
-        file_name=f"{name}-{stamp}.xlsx",
+        file_name=f"{stem}.xlsx",
         mime=XLSX,
         key=f"export_xlsx_{name}",
         container=c2,
