@@ -16,9 +16,18 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 
+@dataclass(frozen=True)
+class File:
+    name: str
+    mime: str
+    content: bytes
+
+
 @dataclass
 class Downloads:
-    callables: dict[str, Callable[[], bytes]] = field(default_factory=dict)
+    callables: dict[str, tuple[Callable[[], bytes], str | None, str | None]] = field(
+        default_factory=dict
+    )
 
     def button(self, at: AppTest, key: str):
         matches = [b for b in at.download_button if b.key == key]
@@ -27,10 +36,15 @@ class Downloads:
 
     def click(self, at: AppTest, key: str) -> bytes:
         """The bytes a click on ``key`` hands over; the page published none before it."""
+        return self.file(at, key).content
+
+    def file(self, at: AppTest, key: str) -> File:
+        """What a click on ``key`` hands over: file name, type and bytes."""
         button = self.button(at, key)
         assert button.proto.url == "", "a file was published before the click"
         assert button.proto.deferred_file_id, "the button has no file to build on click"
-        return self.callables[button.proto.deferred_file_id]()
+        build, mime, name = self.callables[button.proto.deferred_file_id]
+        return File(name=name or "", mime=mime or "", content=build())
 
 
 @pytest.fixture
@@ -40,7 +54,7 @@ def downloads(monkeypatch) -> Downloads:
 
     def add_deferred(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
         file_id = original(self, data_callable, mimetype, coordinates, file_name, **kwargs)
-        found.callables[file_id] = data_callable
+        found.callables[file_id] = (data_callable, mimetype, file_name)
         return file_id
 
     monkeypatch.setattr(MediaFileManager, "add_deferred", add_deferred)

@@ -14,7 +14,6 @@ import uuid
 from datetime import timedelta
 
 from sqlalchemy import select
-from streamlit.runtime.memory_media_file_storage import _calculate_file_id
 from streamlit.testing.v1 import AppTest
 
 from lib import aging, export, postings
@@ -23,6 +22,7 @@ from lib.models import Client
 from lib.money import format_cents, format_compact
 from lib.timeutil import practice_today
 from tests import test_pages_login as login_tests
+from tests.downloads import File
 from tests.test_pages_billing import BUCKETS, breakdown, open_balances
 from tests.test_pages_clients import actor_of, db, metrics, the_table
 from tests.test_pages_login import sign_in
@@ -249,14 +249,7 @@ def _blocks_with_metrics(at: AppTest) -> list[int]:
 # --- item 4: exports ---------------------------------------------------------------------------
 
 
-def served_id(at: AppTest, key: str) -> str:
-    """The id under which the page handed a download to the browser: a hash of the file's
-    bytes, its type and its file name (Streamlit's media storage)."""
-    button = next(b for b in at.download_button if b.key == key)
-    return button.proto.url.rsplit("/", 1)[-1].split(".")[0]
-
-
-def test_the_csv_export_is_the_screen_named_for_its_as_of_date_and_edges(demo_app):
+def test_the_csv_export_is_the_screen_named_for_its_as_of_date_and_edges(demo_app, downloads):
     at = open_balances(sign_in("manager"))
     day = practice_today() - timedelta(days=31)
     at.date_input(key="ar_as_of").set_value(day)
@@ -273,11 +266,13 @@ def test_the_csv_export_is_the_screen_named_for_its_as_of_date_and_edges(demo_ap
             row["Bucket (days)"],
             *(f"{row[c]:.2f}" for c in ("Client", "Insurance", "Total")),
         ]
-    expected = _calculate_file_id(data, "text/csv", f"aging-buckets_{stem}.csv")
-    assert served_id(at, "export_csv_aging-buckets") == expected
+    # The file a click hands over (built on click, issue 12 item 1) is exactly that.
+    assert downloads.file(at, "export_csv_aging-buckets") == File(
+        f"aging-buckets_{stem}.csv", "text/csv", data
+    )
 
     clients = the_table(at, "Owed")
     data = export.to_csv(clients, money_columns=["Owed"])
-    assert served_id(at, "export_csv_aging-clients") == _calculate_file_id(
-        data, "text/csv", f"aging-clients_{stem}.csv"
+    assert downloads.file(at, "export_csv_aging-clients") == File(
+        f"aging-clients_{stem}.csv", "text/csv", data
     )
