@@ -1,6 +1,7 @@
 """Command line: ``python -m lib.cli COMMAND`` (spec A4).
 
-migrate        apply Alembic migrations to DATABASE_URL (or data/clientdesk.db)
+migrate        apply Alembic migrations to DATABASE_URL (or data/clientdesk.db), as the owner
+               role of CLIENTDESK_MIGRATION_DATABASE_URL when that is set
 seed-demo      load the demo practice (``--clients N``, ``--if-empty`` for `make run`)
 demo-logins    print the demo logins as a table
 create-user    create a staff account (the first admin: ``--role admin``)
@@ -20,7 +21,7 @@ from sqlalchemy import func, select
 
 from lib import auth, mail
 from lib.config import load_settings
-from lib.db import DatabaseNotReady, check_ready, make_engine, read_session, transaction, upgrade
+from lib.db import DatabaseNotReady, check_ready, make_engine, migrate, read_session, transaction
 from lib.demo import DEMO_LOGINS, seed_demo
 from lib.models import Client
 from lib.money import format_cents
@@ -45,9 +46,9 @@ def _read_password(args) -> str:
 
 
 def cmd_migrate(_args) -> int:
-    engine = _engine()
-    upgrade(engine)
-    check_ready(engine)
+    settings = load_settings()
+    migrate(settings)  # as CLIENTDESK_MIGRATION_DATABASE_URL's owner role when it is set
+    check_ready(make_engine(settings.database_url))
     print("Database is at the current schema revision.")
     return 0
 

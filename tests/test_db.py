@@ -57,6 +57,7 @@ def test_append_only_tables_refuse_update_and_delete(engine, table, statement):
                 ),
                 {"c": cid},
             )
-    with pytest.raises(DBAPIError, match="append-only"):
+    # The app's role on PostgreSQL lacks the right altogether; the trigger refuses the rest.
+    with pytest.raises(DBAPIError, match=r"append-only|permission denied"):
         with transaction(engine) as session:
             session.execute(text(statement.format(t=table)))
