@@ -19,6 +19,7 @@ import sqlite3
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,6 +84,45 @@ class Limits:
         return self.pool_size + self.max_overflow
 
 
+class _FairGate:
+    """A semaphore that serves waiters first come, first served.
+
+    A freed slot is handed to the longest waiter directly, so a colleague who just saved and
+    saves again cannot overtake one who has been waiting (``threading.Semaphore`` allows that,
+    which is how a few writers ended up waiting for many seconds).
+    """
+
+    def __init__(self, slots: int):
+        self._lock = threading.Lock()
+        self._free = slots
+        self._waiters: deque[threading.Lock] = deque()
+
+    def acquire(self, timeout: float) -> bool:
+        with self._lock:
+            if self._free > 0 and not self._waiters:
+                self._free -= 1
+                return True
+            waiter = threading.Lock()
+            waiter.acquire()
+            self._waiters.append(waiter)
+        if waiter.acquire(timeout=max(0.0, timeout)):
+            return True  # release() handed its slot to us
+        with self._lock:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+                return False
+        # The slot arrived just as we gave up: pass it on.
+        self.release()
+        return False
+
+    def release(self) -> None:
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().release()
+            else:
+                self._free += 1
+
+
 class _Door:
     """Per database and process: the limits and the write gate.
 
@@ -95,7 +135,7 @@ class _Door:
     def __init__(self, limits: Limits, sqlite: bool):
         self.limits = limits
         slots = 1 if sqlite else max(1, limits.connections // 2)
-        self.gate = threading.BoundedSemaphore(slots)
+        self.gate = _FairGate(slots)
 
 
 _doors: dict[str, _Door] = {}
@@ -110,6 +150,9 @@ def _door_key(engine: Engine) -> str:
 
 
 def _door(engine: Engine, limits: Limits | None = None) -> _Door:
+    door = engine.__dict__.get("_clientdesk_door")
+    if door is not None and limits is None:
+        return door
     key = _door_key(engine)
     with _doors_lock:
         door = _doors.get(key)
@@ -117,7 +160,8 @@ def _door(engine: Engine, limits: Limits | None = None) -> _Door:
             limits = limits or (door.limits if door else Limits.from_settings(load_settings()))
             door = _Door(limits, sqlite=engine.url.get_backend_name() == "sqlite")
             _doors[key] = door
-        return door
+    engine.__dict__["_clientdesk_door"] = door
+    return door
 
 
 def _sqlite_on_connect(busy_ms: int):
@@ -163,9 +207,20 @@ def _sqlite_on_begin(conn) -> None:
         conn.exec_driver_sql("BEGIN")
         return
     busy_ms = options.get("clientdesk_busy_ms")
-    if busy_ms is not None:
+    info = conn.connection.info
+    if busy_ms is not None and info.get("clientdesk_busy_ms") != busy_ms:
         conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy_ms)}")
+        info["clientdesk_busy_ms"] = busy_ms
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _wait_ms(deadline: float) -> int:
+    """Milliseconds left until ``deadline``, rounded down to whole seconds while more than one
+    is left, so a pooled connection's lock timeout rarely needs to be set again."""
+    left = deadline - time.monotonic()
+    if left >= 1:
+        return int(left) * 1000
+    return max(1, int(left * 1000))
 
 
 def _private_sqlite_file(db_path: str) -> None:
@@ -209,7 +264,16 @@ def make_engine(url: str, *, echo: bool = False, limits: Limits | None = None) -
         event.listen(engine, "begin", _sqlite_on_begin)
     else:
         # hide_parameters: SQL errors must never carry client data into logs or messages.
-        engine = create_engine(url, echo=echo, hide_parameters=True, pool_pre_ping=True, **pool)
+        # lock_timeout: nobody waits for a row lock longer than a write may take in all.
+        lock_ms = int(limits.write_timeout_seconds * 1000)
+        engine = create_engine(
+            url,
+            echo=echo,
+            hide_parameters=True,
+            pool_pre_ping=True,
+            connect_args={"options": f"-c lock_timeout={lock_ms}"},
+            **pool,
+        )
     _door(engine, limits)
     return engine
 
@@ -244,15 +308,14 @@ def _write_transaction(engine: Engine, deadline: float) -> Iterator[Session]:
         raise _busy("nothing was saved")
     try:
         with session_factory(engine)() as session, session.begin():
-            remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
+            wait_ms = _wait_ms(deadline)
             # Begin now, before any work: SQLite takes its write lock here (waiting at most
             # until the deadline); PostgreSQL waits for row locks until the deadline only.
-            conn = session.connection(execution_options={"clientdesk_busy_ms": remaining_ms})
-            if conn.dialect.name == "postgresql":
-                conn.execute(
-                    text("SELECT set_config('lock_timeout', :ms, true)"),
-                    {"ms": f"{remaining_ms}ms"},
-                )
+            conn = session.connection(execution_options={"clientdesk_busy_ms": wait_ms})
+            full_ms = int(door.limits.write_timeout_seconds * 1000)
+            if conn.dialect.name == "postgresql" and wait_ms < full_ms - 1000:
+                # The connection's lock_timeout is the full budget; less is left now.
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {wait_ms}")
             yield session
     finally:
         door.gate.release()
