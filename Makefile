@@ -28,7 +28,7 @@ seed: migrate
 run: seed
 	@if [ "$(CLIENTDESK_DEMO)" = "1" ]; then $(BIN)/python -m lib.cli demo-logins; fi
 	@echo "Serving ClientDesk on http://localhost:$(PORT)"
-	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true
+	umask 077 && $(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true
 
 test: venv
 	$(BIN)/pytest -n 2 --dist loadgroup -p no:cacheprovider

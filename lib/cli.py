@@ -9,17 +9,21 @@ reset-password set a new password for a staff account
 reconcile      check ledger = stored balances = aging; exit 1 when anything disagrees
 send-reminders send due appointment reminders (``--now ISO`` to act as if it were then)
 check          exit 0 when the database is reachable and migrated
+backup         write one archive of the database and data/ (``--to FILE``), online
+restore        restore such an archive (``--force`` replaces a target that holds data)
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
+from pathlib import Path
 
 from sqlalchemy import func, select
 
-from lib import auth, mail
+from lib import auth, backup, mail, restore
 from lib.config import load_settings
 from lib.db import DatabaseNotReady, check_ready, make_engine, migrate, read_session, transaction
 from lib.demo import DEMO_LOGINS, seed_demo
@@ -169,6 +173,34 @@ def cmd_send_reminders(args) -> int:
     return 1 if run.failed else 0
 
 
+def cmd_backup(args) -> int:
+    try:
+        done = backup.create_backup(load_settings(), to=Path(args.to) if args.to else None)
+    except backup.BackupError as exc:
+        print(f"No backup was written: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"Backup written to {done.path} ({done.engine}, schema {done.revision}, "
+        f"{done.files} files, {done.size_bytes / 1e6:.1f} MB) in {done.seconds:.1f} s."
+    )
+    return 0
+
+
+def cmd_restore(args) -> int:
+    try:
+        done = restore.restore_backup(load_settings(), Path(args.file), force=args.force)
+    except backup.BackupError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    for check in done.checks:
+        print(f"  ok  {check}")
+    print(
+        f"Restored {done.clients:,} clients and {done.ledger_entries:,} ledger entries "
+        f"({done.engine}, schema {done.revision}) in {done.seconds:.1f} s."
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lib.cli",
@@ -206,10 +238,20 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--username", required=True)
     reset.add_argument("--password-stdin", action="store_true")
     reset.set_defaults(func=cmd_reset_password)
+    back = sub.add_parser("backup", help="back up the database and data/ into one archive")
+    back.add_argument("--to", metavar="FILE", help="default: data/backups/clientdesk-….tar.gz")
+    back.set_defaults(func=cmd_backup)
+    restore_cmd = sub.add_parser("restore", help="restore a backup archive (stop the app first)")
+    restore_cmd.add_argument("file", metavar="FILE")
+    restore_cmd.add_argument(
+        "--force", action="store_true", help="replace a database or data/ that holds data"
+    )
+    restore_cmd.set_defaults(func=cmd_restore)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # the database, backups, uploads and the outbox: owner only
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -85,7 +85,8 @@ class Limits:
 
 
 class _FairGate:
-    """A semaphore that serves waiters first come, first served.
+    """A semaphore that serves waiters first come, first served, and lets a thread that holds
+    a slot enter again (a lib function opening its own transaction inside a caller's).
 
     A freed slot is handed to the longest waiter directly, so a colleague who just saved and
     saves again cannot overtake one who has been waiting (``threading.Semaphore`` allows that,
@@ -96,27 +97,40 @@ class _FairGate:
         self._lock = threading.Lock()
         self._free = slots
         self._waiters: deque[threading.Lock] = deque()
+        self._held: dict[int, int] = {}  # thread id -> how many times it entered
 
     def acquire(self, timeout: float) -> bool:
+        me = threading.get_ident()
         with self._lock:
+            if me in self._held:
+                self._held[me] += 1
+                return True
             if self._free > 0 and not self._waiters:
                 self._free -= 1
+                self._held[me] = 1
                 return True
             waiter = threading.Lock()
             waiter.acquire()
             self._waiters.append(waiter)
         if waiter.acquire(timeout=max(0.0, timeout)):
-            return True  # release() handed its slot to us
+            with self._lock:
+                self._held[me] = 1  # release() handed its slot to us
+            return True
         with self._lock:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
                 return False
-        # The slot arrived just as we gave up: pass it on.
-        self.release()
+            self._held[me] = 1
+        self.release()  # the slot arrived just as we gave up: pass it on
         return False
 
     def release(self) -> None:
+        me = threading.get_ident()
         with self._lock:
+            if self._held.get(me, 0) > 1:
+                self._held[me] -= 1
+                return
+            self._held.pop(me, None)
             if self._waiters:
                 self._waiters.popleft().release()
             else:
@@ -206,12 +220,23 @@ def _sqlite_on_begin(conn) -> None:
     if options.get("clientdesk_read_only"):
         conn.exec_driver_sql("BEGIN")
         return
-    busy_ms = options.get("clientdesk_busy_ms")
+    busy_ms = options.get("clientdesk_wait_ms")
     info = conn.connection.info
     if busy_ms is not None and info.get("clientdesk_busy_ms") != busy_ms:
         conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy_ms)}")
         info["clientdesk_busy_ms"] = busy_ms
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _postgresql_on_begin(full_ms: int):
+    def on_begin(conn) -> None:
+        # Each connection waits for row locks at most the whole write budget (lock_timeout
+        # at connect); a write that already waited at the gate gets only what is left.
+        wait_ms = conn.get_execution_options().get("clientdesk_wait_ms")
+        if wait_ms is not None and wait_ms < full_ms - 1000:
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(wait_ms)}")
+
+    return on_begin
 
 
 def _wait_ms(deadline: float) -> int:
@@ -274,6 +299,7 @@ def make_engine(url: str, *, echo: bool = False, limits: Limits | None = None) -
             connect_args={"options": f"-c lock_timeout={lock_ms}"},
             **pool,
         )
+        event.listen(engine, "begin", _postgresql_on_begin(lock_ms))
     _door(engine, limits)
     return engine
 
@@ -307,16 +333,12 @@ def _write_transaction(engine: Engine, deadline: float) -> Iterator[Session]:
     if not door.gate.acquire(timeout=max(0.0, deadline - time.monotonic())):
         raise _busy("nothing was saved")
     try:
-        with session_factory(engine)() as session, session.begin():
-            wait_ms = _wait_ms(deadline)
-            # Begin now, before any work: SQLite takes its write lock here (waiting at most
-            # until the deadline); PostgreSQL waits for row locks until the deadline only.
-            conn = session.connection(execution_options={"clientdesk_busy_ms": wait_ms})
-            full_ms = int(door.limits.write_timeout_seconds * 1000)
-            if conn.dialect.name == "postgresql" and wait_ms < full_ms - 1000:
-                # The connection's lock_timeout is the full budget; less is left now.
-                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {wait_ms}")
-            yield session
+        # The transaction begins with the first statement: SQLite then takes its write lock
+        # (waiting until the deadline at most), PostgreSQL waits for row locks until then only.
+        options = {"clientdesk_wait_ms": _wait_ms(deadline)}
+        with Session(engine, expire_on_commit=False, execution_options=options) as session:
+            with session.begin():
+                yield session
     finally:
         door.gate.release()
 

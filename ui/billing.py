@@ -10,7 +10,7 @@ import uuid
 import streamlit as st
 
 from lib import mail, payers, postings, receipts, statements
-from lib.db import read_session, transaction
+from lib.db import read_session, transaction, write
 from lib.money import MoneyError, format_cents, parse_amount
 from lib.policy import PermissionDenied, allowed
 from lib.timeutil import practice_today
@@ -113,11 +113,14 @@ def record_payment_dialog(client_id: int) -> None:
         except MoneyError as exc:
             slots["amount"].error(str(exc))
             return
+        actor = context.actor()
         try:
-            with transaction(context.engine()) as session:
-                result = postings.record_payment(
+            # A colleague's save at the same moment makes this wait or run again, never fail.
+            result = write(
+                context.engine(),
+                lambda session: postings.record_payment(
                     session,
-                    actor=context.actor(),
+                    actor=actor,
                     client_id=client_id,
                     amount_cents=cents,
                     method=method,
@@ -128,7 +131,8 @@ def record_payment_dialog(client_id: int) -> None:
                     memo=memo,
                     received_on=received,
                     payer_id=payer_id,
-                )
+                ),
+            )
         except ValidationError as exc:
             _show_errors(exc.errors, slots)
             return
@@ -246,8 +250,7 @@ def corrections(client_id: int) -> None:
         if post is None:
             return
         try:
-            with transaction(context.engine()) as session:
-                post(session)
+            write(context.engine(), post)
         except MoneyError as exc:
             slots["amount"].error(str(exc))
         except ValidationError as exc:

@@ -11,7 +11,7 @@ import streamlit as st
 
 from lib import client_record as cr
 from lib import clients, insurance
-from lib.db import transaction
+from lib.db import write
 from lib.money import MoneyError, format_cents, parse_amount
 from lib.payers import PayerRow
 from lib.timeutil import practice_today
@@ -36,8 +36,7 @@ DOB_MIN = date(1900, 1, 1)
 def _save(form: TabForm, save_fn, values: dict) -> None:
     """Run a lib save; show field errors, the stale-edit message with Reload, or success."""
     try:
-        with transaction(context.engine()) as session:
-            new_version = save_fn(session)
+        new_version = write(context.engine(), save_fn)
     except ValidationError as exc:
         form.show_errors(exc.errors)
         st.error("Nothing was saved: correct the fields marked above.")
