@@ -24,7 +24,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from lib.config import Settings
-from lib.db import current_revision, make_engine, migration_url
+from lib.db import current_revision, make_engine
+from lib.migrate import migration_url
 
 FORMAT = 1
 MANIFEST = "manifest.json"

@@ -25,8 +25,9 @@ from sqlalchemy import func, select
 
 from lib import auth, backup, mail, restore
 from lib.config import load_settings
-from lib.db import DatabaseNotReady, check_ready, make_engine, migrate, read_session, transaction
+from lib.db import DatabaseNotReady, check_ready, make_engine, read_session, transaction
 from lib.demo import DEMO_LOGINS, seed_demo
+from lib.migrate import migrate
 from lib.models import Client
 from lib.money import format_cents
 from lib.policy import ALL_ROLES

@@ -35,11 +35,11 @@ class Settings:
     auto_migrate: bool
     # Migrations and restore run as the tables' owner when this is set; the app itself then
     # connects (DATABASE_URL) as a role that may only INSERT and SELECT the append-only tables.
-    migration_database_url: str | None = None
-    db_pool_size: int = 10
-    db_max_overflow: int = 30
-    db_pool_timeout_seconds: float = 10.0
-    db_write_timeout_seconds: float = 10.0
+    migration_database_url: str | None
+    db_pool_size: int  # connections an app process keeps open
+    db_max_overflow: int  # more, opened under load
+    db_pool_timeout_seconds: float  # waiting for a free connection
+    db_write_timeout_seconds: float  # a save waiting for colleagues' locks, retries included
 
     @property
     def is_sqlite(self) -> bool:

@@ -19,7 +19,6 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,12 +30,13 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from lib.config import PROJECT_ROOT, Settings, load_settings
+from lib.write_gate import FairGate
 
 log = logging.getLogger("clientdesk.db")
 T = TypeVar("T")
@@ -65,10 +65,10 @@ class DatabaseBusy(DatabaseNotReady):
 class Limits:
     """How many connections a process opens and how long anyone waits (lib.config settings)."""
 
-    pool_size: int = 10
-    max_overflow: int = 30
-    pool_timeout_seconds: float = 10.0
-    write_timeout_seconds: float = 10.0
+    pool_size: int
+    max_overflow: int
+    pool_timeout_seconds: float
+    write_timeout_seconds: float
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -84,59 +84,6 @@ class Limits:
         return self.pool_size + self.max_overflow
 
 
-class _FairGate:
-    """A semaphore that serves waiters first come, first served, and lets a thread that holds
-    a slot enter again (a lib function opening its own transaction inside a caller's).
-
-    A freed slot is handed to the longest waiter directly, so a colleague who just saved and
-    saves again cannot overtake one who has been waiting (``threading.Semaphore`` allows that,
-    which is how a few writers ended up waiting for many seconds).
-    """
-
-    def __init__(self, slots: int):
-        self._lock = threading.Lock()
-        self._free = slots
-        self._waiters: deque[threading.Lock] = deque()
-        self._held: dict[int, int] = {}  # thread id -> how many times it entered
-
-    def acquire(self, timeout: float) -> bool:
-        me = threading.get_ident()
-        with self._lock:
-            if me in self._held:
-                self._held[me] += 1
-                return True
-            if self._free > 0 and not self._waiters:
-                self._free -= 1
-                self._held[me] = 1
-                return True
-            waiter = threading.Lock()
-            waiter.acquire()
-            self._waiters.append(waiter)
-        if waiter.acquire(timeout=max(0.0, timeout)):
-            with self._lock:
-                self._held[me] = 1  # release() handed its slot to us
-            return True
-        with self._lock:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
-                return False
-            self._held[me] = 1
-        self.release()  # the slot arrived just as we gave up: pass it on
-        return False
-
-    def release(self) -> None:
-        me = threading.get_ident()
-        with self._lock:
-            if self._held.get(me, 0) > 1:
-                self._held[me] -= 1
-                return
-            self._held.pop(me, None)
-            if self._waiters:
-                self._waiters.popleft().release()
-            else:
-                self._free += 1
-
-
 class _Door:
     """Per database and process: the limits and the write gate.
 
@@ -149,7 +96,7 @@ class _Door:
     def __init__(self, limits: Limits, sqlite: bool):
         self.limits = limits
         slots = 1 if sqlite else max(1, limits.connections // 2)
-        self.gate = _FairGate(slots)
+        self.gate = FairGate(slots)
 
 
 _doors: dict[str, _Door] = {}
@@ -445,77 +392,6 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def grant_app_access(owner_engine: Engine, *, app_role: str) -> None:
-    """PostgreSQL: let the app's role read and write what it needs and no more.
-
-    The append-only tables get SELECT and INSERT only, so the app cannot UPDATE, DELETE or
-    TRUNCATE them, and because it owns nothing it cannot drop or disable their triggers.
-    Idempotent; run after every migration and restore (``migrate`` does).
-    """
-    with owner_engine.begin() as conn:
-        role = conn.dialect.identifier_preparer.quote(app_role)
-        tables = conn.scalars(
-            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
-        ).all()
-        conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA public TO {role}")
-        for table in tables:
-            quoted = conn.dialect.identifier_preparer.quote(table)
-            conn.exec_driver_sql(f"REVOKE ALL ON TABLE {quoted} FROM {role}")
-            if table in APPEND_ONLY_TABLES:
-                rights = "SELECT, INSERT"
-            elif table == "alembic_version":
-                rights = "SELECT"
-            else:
-                rights = "SELECT, INSERT, UPDATE, DELETE"
-            conn.exec_driver_sql(f"GRANT {rights} ON TABLE {quoted} TO {role}")
-        conn.exec_driver_sql(
-            f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}"
-        )
-
-
-def migration_url(settings: Settings) -> str:
-    """Where migrations and restore connect: the owner's URL when set, else the app's."""
-    owner = settings.migration_database_url
-    if not owner:
-        return settings.database_url
-    app, own = make_url(settings.database_url), make_url(owner)
-    if (app.get_backend_name(), app.host, app.port, app.database) != (
-        own.get_backend_name(),
-        own.host,
-        own.port,
-        own.database,
-    ):
-        raise DatabaseNotReady(
-            "CLIENTDESK_MIGRATION_DATABASE_URL must name the same database as DATABASE_URL "
-            "(only the user may differ)."
-        )
-    return owner
-
-
-def migrate(settings: Settings) -> None:
-    """Apply migrations as the owner, then grant the app's role its rights (PostgreSQL with a
-    separate migration role); the app's own URL is used when no migration URL is set."""
-    url = migration_url(settings)
-    engine = make_engine(url)
-    try:
-        upgrade(engine)
-        apply_app_grants(engine, settings)
-    finally:
-        engine.dispose()
-
-
-def apply_app_grants(owner_engine: Engine, settings: Settings) -> None:
-    """Grant DATABASE_URL's role its rights when migrations run as another (owner) role."""
-    app_user = make_url(settings.database_url).username
-    if (
-        owner_engine.dialect.name == "postgresql"
-        and settings.migration_database_url
-        and app_user
-        and app_user != owner_engine.url.username
-    ):
-        grant_app_access(owner_engine, app_role=app_user)
-
-
 def check_ready(engine: Engine) -> None:
     """Raise ``DatabaseNotReady`` with a plain explanation unless the schema is current."""
     url = engine.url.render_as_string(hide_password=False)
@@ -545,6 +421,8 @@ def ensure_ready(engine: Engine, *, auto_upgrade: bool, settings: Settings | Non
     if auto_upgrade:
         try:
             if settings is not None and settings.migration_database_url:
+                from lib.migrate import migrate  # lib.migrate builds on this module
+
                 migrate(settings)
             else:
                 upgrade(engine)

@@ -44,11 +44,10 @@ from lib.db import (
     current_revision,
     head_revision,
     make_engine,
-    migrate,
-    migration_url,
     read_session,
     upgrade,
 )
+from lib.migrate import migrate, migration_url
 from lib.models import Client, LedgerEntry
 from lib.reconcile import reconcile
 

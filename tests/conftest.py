@@ -27,8 +27,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
 
-from lib.db import grant_app_access, make_engine, upgrade
+from lib.db import make_engine, upgrade
 from lib.demo import seed_demo
+from lib.migrate import grant_app_access
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEMO_CLIENTS = 60

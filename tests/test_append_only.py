@@ -23,9 +23,9 @@ from lib.db import (
     check_ready,
     ensure_ready,
     make_engine,
-    migration_url,
     transaction,
 )
+from lib.migrate import migration_url
 from tests.conftest import PG_APP_ROLE, PG_OWNER_ROLE, as_owner
 from tests.factories import make_client
 

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -21,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lib import clients, postings
+from lib.config import load_settings
 from lib.db import (
     DatabaseBusy,
     Limits,
@@ -203,7 +205,8 @@ def test_a_save_held_up_too_long_gives_up_with_a_clear_message_and_writes_nothin
     db_kind, db_url, people
 ):
     actor, (client_id, _, _) = people
-    impatient = make_engine(db_url, limits=Limits(write_timeout_seconds=1.5))
+    limits = replace(Limits.from_settings(load_settings({})), write_timeout_seconds=1.5)
+    impatient = make_engine(db_url, limits=limits)
     outcome: list[object] = []
     gave_up = threading.Event()
 
@@ -283,7 +286,7 @@ def test_reads_are_served_while_saves_queue_behind_a_lock(engine, db_kind, db_ur
     """As many saves as the pool has connections wait for a colleague's lock; a colleague who
     only opens the client list is served at once, and then every save lands."""
     actor, (client_id, _, _) = people
-    savers_n = Limits().connections
+    savers_n = Limits.from_settings(load_settings()).connections
     read_done = threading.Event()
     failures: list[str] = []
 
