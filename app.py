@@ -15,7 +15,7 @@ from lib.config import ConfigurationError
 from lib.db import DatabaseNotReady
 from lib.policy import ROLE_LABELS, PermissionDenied, allowed
 from lib.timeutil import utcnow
-from ui import context
+from ui import context, record_form
 from ui.login import LAST_ACTIVITY, sign_out, signed_in_actor
 
 st.set_page_config(page_title="ClientDesk", page_icon="🗂️", layout="wide")
@@ -143,6 +143,7 @@ with st.sidebar:
 
 if current is not registered["pages/client.py"]:
     st.session_state.pop("cd_client_opened", None)  # the next open of a client is audited
+record_form.forget_all_on_page_change(current.url_path)  # no form state outlives its page
 
 if needed is not None and not allowed(actor, needed):
     st.error("Your role does not give access to this page.")

@@ -86,12 +86,6 @@ def percentile_ms(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def _contact_values(record: cr.ClientRecord, phone: str) -> dict:
-    values = {k: record.values[k] for k in cr.CONTACT_FIELDS}
-    values["phone_mobile"] = phone
-    return values
-
-
 def run_load(engine: Engine, *, writers: int, readers: int, seconds: float) -> LoadResult:
     """Run the mix for ``seconds`` with the given threads; every failure is recorded."""
     with read_session(engine) as session:
@@ -169,7 +163,7 @@ def run_load(engine: Engine, *, writers: int, readers: int, seconds: float) -> L
                         actor=actor,
                         client_id=client_id,
                         section="contact",
-                        values=_contact_values(record, phone),
+                        changes={"phone_mobile": phone},
                         expected_version=record.versions["contact"],
                     )
 

@@ -9,10 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lib import audit
+from lib.config import load_settings
 from lib.models import Appointment, Client, Clinician, Coverage, Service
 from lib.policy import Actor, require_client_access
 from lib.postings import post_charge
-from lib.timeutil import as_utc, practice_day, utcnow
+from lib.timeutil import as_utc, local_text, practice_day, utcnow
 from lib.validation import ValidationError
 
 STATUS_LABELS = {
@@ -195,6 +196,13 @@ def set_status(
         raise AppointmentError(
             "This appointment is completed and billed. Reverse its charge on the Billing tab "
             "if it was completed by mistake."
+        )
+    starts_at = as_utc(appointment.starts_at)
+    if status in ("completed", "no_show") and starts_at > utcnow():
+        when = local_text(starts_at, time_zone or load_settings().practice_time_zone)
+        raise AppointmentError(
+            f"This appointment starts {when}: it can be marked "
+            f"{STATUS_LABELS[status].lower()} once it has started."
         )
     before = appointment.status
     appointment.status = status

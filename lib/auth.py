@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lib import audit
+from lib.edits import refuse_if_stale
 from lib.models import Clinician, User
 from lib.policy import ADMIN, ALL_ROLES, CLINICIAN, Actor, require
 from lib.timeutil import as_utc, utcnow
@@ -184,6 +185,20 @@ class StaffAccount:
     locked_until: datetime | None
     failed_login_count: int
     last_seen_at: datetime | None
+    user_id: int = 0
+    version: int = 0
+
+
+def _refuse_if_stale(session: Session, user: User, expected_version: int | None) -> None:
+    """An admin's change applies only to the account as their screen showed it."""
+    if expected_version is not None:
+        refuse_if_stale(
+            session,
+            current_version=user.version,
+            expected_version=expected_version,
+            entity="user",
+            entity_id=user.id,
+        )
 
 
 def list_users(
@@ -204,18 +219,26 @@ def list_users(
                 locked_until=locked if locked and locked > now else None,
                 failed_login_count=u.failed_login_count,
                 last_seen_at=as_utc(u.last_seen_at),
+                user_id=u.id,
+                version=u.version,
             )
         )
     return rows
 
 
 def set_password(
-    session: Session, *, actor: Actor | None, username: str, new_password: str
+    session: Session,
+    *,
+    actor: Actor | None,
+    username: str,
+    new_password: str,
+    expected_version: int | None = None,
 ) -> None:
     """Admin or CLI reset. Ends every existing session of that account."""
     if actor is not None:
         require(actor, "users.manage")
     user = _require_user(session, username)
+    _refuse_if_stale(session, user, expected_version)
     validate_password(new_password)
     now = utcnow()
     user.password_hash = hash_password(new_password)
@@ -256,9 +279,17 @@ def change_own_password(
     return now
 
 
-def set_active(session: Session, *, actor: Actor, username: str, active: bool) -> None:
+def set_active(
+    session: Session,
+    *,
+    actor: Actor,
+    username: str,
+    active: bool,
+    expected_version: int | None = None,
+) -> None:
     require(actor, "users.manage")
     user = _require_user(session, username)
+    _refuse_if_stale(session, user, expected_version)
     if user.id == actor.user_id and not active:
         raise AuthError("You cannot disable your own account.", "username")
     before = _public(user)
@@ -277,11 +308,19 @@ def set_active(session: Session, *, actor: Actor, username: str, active: bool) -
     )
 
 
-def set_role(session: Session, *, actor: Actor, username: str, role: str) -> None:
+def set_role(
+    session: Session,
+    *,
+    actor: Actor,
+    username: str,
+    role: str,
+    expected_version: int | None = None,
+) -> None:
     require(actor, "users.manage")
     if role not in ALL_ROLES:
         raise AuthError(f"Role must be one of: {', '.join(ALL_ROLES)}.", "role")
     user = _require_user(session, username)
+    _refuse_if_stale(session, user, expected_version)
     if role == CLINICIAN and user.clinician_id is None:
         raise AuthError("Link the account to a clinician before giving it that role.", "role")
     if user.role == ADMIN and role != ADMIN and user.active and count_admins(session) <= 1:

@@ -1,10 +1,9 @@
 """One client's record: open it (audited), edit it tab by tab without lost edits (C5–C8).
 
-Each tab saves against the version of that tab captured when its form was shown. The save is
-one conditional UPDATE (``WHERE id = ? AND <tab>_version = ?``), so of two people saving the
-same tab only the first wins; the second gets ``StaleEdit`` naming who saved and when, and
-nothing of either edit is lost: the winner's values are in the database, the loser's are
-still in their form.
+Each tab saves the fields the user changed against the version of that tab its form showed
+(``lib.edits``). Of two people saving the same tab only the first wins; the second gets
+``StaleEdit`` naming who saved and when, and nothing of either edit is lost: the winner's
+values are in the database, the loser's are listed on their screen to apply again.
 """
 
 from __future__ import annotations
@@ -16,13 +15,14 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from lib import audit, client_totals
+from lib import audit, client_totals, edits
 from lib.clients import (
     CLIENT_TYPES,
     STATUS_LABELS,
     display_name,
     search_columns,
 )
+from lib.edits import StaleEdit, check_fields, refuse_if_stale
 from lib.models import (
     AuditEntry,
     Client,
@@ -31,8 +31,9 @@ from lib.models import (
     User,
 )
 from lib.policy import Actor, allowed, require, require_client_access, sees_only_own_clients
-from lib.timeutil import as_utc, local_text, practice_today, utcnow
+from lib.timeutil import as_utc, practice_today, utcnow
 from lib.validation import (
+    ValidationError,
     Validator,
     clean_choice,
     clean_dob,
@@ -88,20 +89,23 @@ SEX_LABELS = {"": "—", "F": "Female", "M": "Male", "X": "X / non-binary", "U":
 MARITAL_STATUSES = ("Single", "Married", "Partnered", "Divorced", "Separated", "Widowed")
 PHONE_KINDS = ("mobile", "home", "work")
 SECTIONS = ("personal", "contact", "insurance")
+# Fields that feed the search columns (names, email, phones).
+SEARCHED_FIELDS = frozenset(
+    {
+        "first_name",
+        "middle_name",
+        "last_name",
+        "preferred_name",
+        "email",
+        "phone_mobile",
+        "phone_home",
+        "phone_work",
+    }
+)
 
 
 class ClientNotFound(LookupError):
     """No client with that id or number (or not one this user may open)."""
-
-
-class StaleEdit(Exception):
-    """Someone else saved this tab after the form was shown. The message is for the user."""
-
-    def __init__(self, changed_by: str, changed_at: datetime | None, tz_name: str):
-        when = local_text(changed_at, tz_name) if changed_at else "an unknown time"
-        super().__init__(f"Changed by {changed_by} at {when} — reload to see their change.")
-        self.changed_by = changed_by
-        self.changed_at = changed_at
 
 
 @dataclass(frozen=True)
@@ -280,19 +284,9 @@ def validate_contact(values: dict[str, Any]) -> dict[str, Any]:
 
 def last_change(session: Session, client_id: int, section: str) -> tuple[str, datetime | None]:
     """Who last saved this tab of this client, and when (from the audit log)."""
-    row = session.execute(
-        select(AuditEntry.actor_user_id, AuditEntry.actor_username, AuditEntry.at)
-        .where(AuditEntry.client_id == client_id, AuditEntry.action == f"client.update_{section}")
-        .order_by(AuditEntry.id.desc())
-        .limit(1)
-    ).first()
-    if row is None:
-        return "another user", None
-    name = row.actor_username
-    if row.actor_user_id is not None:
-        user = session.get(User, row.actor_user_id)
-        name = user.display_name if user else name
-    return name, as_utc(row.at)
+    return edits.last_change(
+        session, entity="client", entity_id=client_id, actions=[f"client.update_{section}"]
+    )
 
 
 def save_section(
@@ -301,59 +295,82 @@ def save_section(
     actor: Actor,
     client_id: int,
     section: str,
-    values: dict[str, Any],
+    changes: dict[str, Any],
     expected_version: int,
     status_reason: str = "",
-    tz_name: str = "America/New_York",
+    tz_name: str | None = None,
 ) -> int:
-    """Save the Personal or Contact tab. Returns the tab's new version.
+    """Save what the user changed on the Personal or Contact tab; returns the tab's version.
 
-    Raises ``ValidationError`` (nothing written), ``StaleEdit`` (someone saved this tab since
-    ``expected_version`` was read; nothing written) or ``PermissionDenied``.
+    ``changes`` holds only the fields the user edited (``lib.edits.user_changes``); every other
+    field keeps its stored value, so a save never puts back a value the form merely showed.
+    A status change needs a reason. Raises ``ValidationError`` (nothing written),
+    ``StaleEdit`` (the tab was saved by someone else since ``expected_version``; nothing
+    written) or ``PermissionDenied``.
     """
     if section not in ("personal", "contact"):
         raise ValueError(f"unknown section {section!r}")
+    fields = PERSONAL_FIELDS if section == "personal" else CONTACT_FIELDS
+    check_fields(changes, fields)
     # Locked, so a payment posted meanwhile cannot change the balances moved below.
     client = session.scalar(select(Client).where(Client.id == client_id).with_for_update())
     if client is None:
         raise ClientNotFound("There is no client with that number.")
     require_client_access(actor, "client.edit", client.clinician_id)
-    fields = PERSONAL_FIELDS if section == "personal" else CONTACT_FIELDS
-    clean = (
-        validate_personal(session, values) if section == "personal" else validate_contact(values)
+    version_column = getattr(Client, f"{section}_version")
+    refuse_if_stale(
+        session,
+        current_version=getattr(client, f"{section}_version"),
+        expected_version=expected_version,
+        entity="client",
+        entity_id=client_id,
+        actions=[f"client.update_{section}"],
+        tz_name=tz_name,
     )
     before = {f: getattr(client, f) for f in fields}
-    after = {f: clean[f] for f in fields}
-    old_v, new_v = audit.changed_fields(before, after)
+    merged = {**before, **changes}
+    clean = (
+        validate_personal(session, merged) if section == "personal" else validate_contact(merged)
+    )
+    old_v, new_v = audit.changed_fields(before, {f: clean[f] for f in changes})
+    reason = (status_reason or "").strip()
     if "status" in new_v:
         require(actor, "client.change_status")
+        if not reason:
+            raise ValidationError({"status_reason": "Say why the status changes."})
+        if len(reason) > 300:
+            message = f"The reason can be at most 300 characters (it has {len(reason):,})."
+            raise ValidationError({"status_reason": message})
     if "clinician_id" in new_v and sees_only_own_clients(actor):
         require(actor, "client.change_status")  # reassigning is a manager's decision
-    version_column = getattr(Client, f"{section}_version")
     if not new_v:
-        current = session.scalar(select(version_column).where(Client.id == client_id))
-        if current != expected_version:
-            raise StaleEdit(*last_change(session, client_id, section), tz_name)
         return expected_version
     now = utcnow()
-    merged = {f: getattr(client, f) for f in (*PERSONAL_FIELDS, *CONTACT_FIELDS)}
-    merged.update(after)
-    changes = dict(new_v)
-    changes.update(
-        search_columns(
-            first_name=merged["first_name"],
-            middle_name=merged["middle_name"],
-            last_name=merged["last_name"],
-            preferred_name=merged["preferred_name"],
-            email=merged["email"],
-            phones=(merged["phone_mobile"], merged["phone_home"], merged["phone_work"]),
+    after = {**before, **new_v}
+    changes_to_write = dict(new_v)
+    if set(new_v) & SEARCHED_FIELDS:
+        contact = {f: getattr(client, f) for f in CONTACT_FIELDS}
+        personal = {f: getattr(client, f) for f in PERSONAL_FIELDS}
+        now_values = {**personal, **contact, **new_v}
+        changes_to_write.update(
+            search_columns(
+                first_name=now_values["first_name"],
+                middle_name=now_values["middle_name"],
+                last_name=now_values["last_name"],
+                preferred_name=now_values["preferred_name"],
+                email=now_values["email"],
+                phones=(
+                    now_values["phone_mobile"],
+                    now_values["phone_home"],
+                    now_values["phone_work"],
+                ),
+            )
         )
-    )
     result = session.execute(
         update(Client)
         .where(Client.id == client_id, version_column == expected_version)
         .values(
-            **changes,
+            **changes_to_write,
             updated_at=now,
             updated_by=actor.user_id,
             version=Client.version + 1,
@@ -388,7 +405,7 @@ def save_section(
                 client_id=client_id,
                 old_status=old_v["status"],
                 new_status=new_v["status"],
-                reason=status_reason.strip()[:300],
+                reason=reason,
                 changed_at=now,
                 changed_by=actor.user_id,
             )
@@ -402,7 +419,7 @@ def save_section(
             client_id=client_id,
             before={"status": old_v["status"]},
             after={"status": new_v["status"]},
-            detail=status_reason.strip()[:300],
+            detail=reason,
             at=now,
         )
     return expected_version + 1
@@ -461,21 +478,16 @@ def change_status(
     new_status: str,
     reason: str,
     expected_version: int,
-    tz_name: str = "America/New_York",
+    tz_name: str | None = None,
 ) -> int:
     """The header's "Change status" action: the Personal tab's save with only the status
-    changed (same permission, history row, audit and concurrency check)."""
-    client = session.get(Client, client_id)
-    if client is None:
-        raise ClientNotFound("There is no client with that number.")
-    values = {f: getattr(client, f) for f in PERSONAL_FIELDS}
-    values["status"] = new_status
+    changed (same permission, reason, history row, audit and concurrency check)."""
     return save_section(
         session,
         actor=actor,
         client_id=client_id,
         section="personal",
-        values=values,
+        changes={"status": new_status},
         expected_version=expected_version,
         status_reason=reason,
         tz_name=tz_name,

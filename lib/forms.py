@@ -29,7 +29,7 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from lib import audit
-from lib.client_record import StaleEdit
+from lib.edits import StaleEdit, last_change, refuse_if_stale
 from lib.models import Form, FormAttachment
 from lib.policy import Actor, require
 from lib.timeutil import practice_today, utcnow
@@ -438,7 +438,11 @@ def validate_form(*, name: str, email_subject: str, email_body: str) -> dict[str
     if not body:
         v.fail("email_body", "Enter the email body.")
     elif len(body) > MAX_BODY_CHARS:
-        v.fail("email_body", f"The email body can be at most {MAX_BODY_CHARS:,} characters.")
+        v.fail(
+            "email_body",
+            f"The email body can be at most {MAX_BODY_CHARS:,} characters; this one has "
+            f"{len(body):,}.",
+        )
     elif any(ord(c) < 32 and c not in "\n\t" for c in body):
         v.fail("email_body", "The email body cannot contain control characters.")
     v.values["email_body"] = body
@@ -463,8 +467,10 @@ def save_form(
     active: bool = True,
     form_id: int | None = None,
     expected_version: int | None = None,
+    tz_name: str | None = None,
 ) -> int:
-    """Create (``form_id`` None) or update a form; returns its id. Forms are never deleted
+    """Create (``form_id`` None) or update a form (only at ``expected_version``, else
+    ``StaleEdit``); returns its id. Forms are never deleted
     (the document log names them): clear ``active`` to retire one."""
     require(actor, "forms.manage")
     clean = validate_form(name=name, email_subject=email_subject, email_body=email_body)
@@ -489,6 +495,14 @@ def save_form(
     form = session.get(Form, form_id)
     if form is None:
         raise ValidationError({"name": "This form no longer exists; reload the page."})
+    refuse_if_stale(
+        session,
+        current_version=form.version,
+        expected_version=expected_version,
+        entity="form",
+        entity_id=form_id,
+        tz_name=tz_name,
+    )
     before = {k: getattr(form, k) for k in (*clean, "active")}
     result = session.execute(
         update(Form)
@@ -497,7 +511,7 @@ def save_form(
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
-        raise StaleEdit("another admin", None, "UTC")
+        raise StaleEdit(*last_change(session, entity="form", entity_id=form_id), tz_name)
     session.expire(form)
     old, new = audit.changed_fields(before, {**clean, "active": active})
     audit.record(

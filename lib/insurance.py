@@ -14,7 +14,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from lib import audit
-from lib.client_record import ClientNotFound, StaleEdit, last_change
+from lib.client_record import ClientNotFound, last_change
+from lib.edits import StaleEdit, refuse_if_stale
 from lib.models import Client, Coverage, Payer
 from lib.policy import Actor, require_client_access
 from lib.timeutil import practice_today, utcnow
@@ -197,15 +198,32 @@ def save_insurance(
     billing_type: str,
     coverages: list[CoverageInput],
     expected_version: int,
-    tz_name: str = "America/New_York",
+    tz_name: str | None = None,
 ) -> int:
-    """Save the Insurance tab; returns its new version. Same errors as ``save_section``."""
-    client = session.get(Client, client_id)
+    """Save the Insurance tab as the form now holds it; returns the tab's version.
+
+    The form showed the coverages at ``expected_version``; when the tab is still at that
+    version, the coverages given are the stored ones with exactly the user's edits, and only
+    the values that differ are written. Same errors as ``client_record.save_section``.
+    """
+    client = session.scalar(select(Client).where(Client.id == client_id).with_for_update())
     if client is None:
         raise ClientNotFound("There is no client with that number.")
     require_client_access(actor, "insurance.edit", client.clinician_id)
+    refuse_if_stale(
+        session,
+        current_version=client.insurance_version,
+        expected_version=expected_version,
+        entity="client",
+        entity_id=client_id,
+        actions=["client.update_insurance"],
+        tz_name=tz_name,
+    )
     cleaned = validate_coverages(session, billing_type, coverages)
     before_view = get_insurance(session, actor=actor, client_id=client_id)
+    before = [c.fields for c in before_view.coverages]
+    if billing_type == before_view.billing_type and cleaned == before:
+        return expected_version
     now = utcnow()
     result = session.execute(
         update(Client)
@@ -234,10 +252,10 @@ def save_insurance(
         row = existing.get(cov.coverage_id) if cov.coverage_id else None
         if row is None:
             session.add(Coverage(client_id=client_id, rank=rank, active=True, **values))
-        else:
-            kept.add(row.id)
-            row.rank = rank
-            for key, value in values.items():
+            continue
+        kept.add(row.id)
+        for key, value in {"rank": rank, **values}.items():
+            if getattr(row, key) != value:
                 setattr(row, key, value)
     for coverage_id, row in existing.items():
         if coverage_id not in kept:
@@ -252,7 +270,7 @@ def save_insurance(
         client_id=client_id,
         before={
             "billing_type": before_view.billing_type,
-            "coverages": [_audit_view(c.fields) for c in before_view.coverages],
+            "coverages": [_audit_view(c) for c in before],
         },
         after={"billing_type": billing_type, "coverages": [_audit_view(c) for c in cleaned]},
         at=now,

@@ -27,7 +27,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lib import audit, clients
-from lib.client_record import ClientNotFound, StaleEdit
+from lib.client_record import ClientNotFound
+from lib.edits import StaleEdit, last_change, refuse_if_stale
 from lib.models import (
     QUESTION_TYPES,
     Client,
@@ -277,6 +278,14 @@ def save_question(
     current = session.get(IntakeQuestion, question_id) if question_id is not None else None
     if question_id is not None and current is None:
         raise ValidationError({"label": "This question no longer exists; reload the page."})
+    if current is not None:
+        refuse_if_stale(
+            session,
+            current_version=current.version,
+            expected_version=expected_version,
+            entity="intake_question",
+            entity_id=current.id,
+        )
     if not v.errors:
         same_label = session.scalar(
             select(IntakeQuestion.id).where(
@@ -326,8 +335,6 @@ def save_question(
         before = {k: getattr(current, k) for k in values}
         old, new = audit.changed_fields(before, values)
         if not new:
-            if current.version != expected_version:
-                raise StaleEdit("another admin", None, "UTC")
             return _question(current)
         result = session.execute(
             update(IntakeQuestion)
@@ -336,7 +343,7 @@ def save_question(
             .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:
-            raise StaleEdit("another admin", None, "UTC")
+            raise StaleEdit(*last_change(session, entity="intake_question", entity_id=current.id))
         session.expire(current)
         question = current
         audit.record(
@@ -379,7 +386,7 @@ def set_question_active(
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
-        raise StaleEdit("another admin", None, "UTC")
+        raise StaleEdit(*last_change(session, entity="intake_question", entity_id=question_id))
     session.expire(question)
     now = utcnow()
     audit.record(
@@ -436,7 +443,10 @@ def _is_empty(value: Any) -> bool:
 def _clean_long_text(value: str) -> str:
     text_value = value.replace("\r\n", "\n").strip()
     if len(text_value) > LONG_TEXT_MAX:
-        raise FieldError(f"The answer can be at most {LONG_TEXT_MAX:,} characters.")
+        raise FieldError(
+            f"The answer can be at most {LONG_TEXT_MAX:,} characters; this one has "
+            f"{len(text_value):,}. Shorten it, then send again."
+        )
     if any(ord(c) < 32 and c not in "\n\t" for c in text_value):
         raise FieldError("The answer cannot contain control characters.")
     return text_value

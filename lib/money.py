@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-_AMOUNT_RE = re.compile(r"^\d+(\.\d{1,2})?$|^\.\d{1,2}$")
+# What an accountant writes: an optional "$", digits with commas only between groups of
+# three (1,250 or 1250, never 1,2,50), and at most two decimals. ASCII digits only.
+_AMOUNT_RE = re.compile(r"^\$?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)?(?:\.[0-9]{1,2})?$")
 
 
 class MoneyError(ValueError):
@@ -14,19 +16,24 @@ class MoneyError(ValueError):
 def parse_amount(text: str, *, allow_zero: bool = False) -> int:
     """Parse what a person types ("125", "125.5", "$1,250.00") into cents.
 
-    Refuses more than two decimals, negatives, zero (unless ``allow_zero``) and non-numbers.
+    Refuses more than two decimals, misplaced thousands separators ("1,0,0"), digits other
+    than 0–9 (full-width "１２"), negatives, zero (unless ``allow_zero``) and non-numbers.
     """
     raw = (text or "").strip()
     if not raw:
         raise MoneyError("Enter an amount.")
-    if raw.startswith("-") or raw.startswith("(") or "-" in raw:
+    if raw.startswith(("-", "(")) or raw.endswith(")") or "-" in raw:
         raise MoneyError("The amount cannot be negative.")
-    cleaned = raw.replace("$", "").replace(",", "").replace(" ", "")
-    if not _AMOUNT_RE.match(cleaned):
-        if re.match(r"^\d*\.\d{3,}$", cleaned):
+    cleaned = raw.replace("$ ", "$", 1) if raw.startswith("$ ") else raw
+    if any(ch.isdigit() and not "0" <= ch <= "9" for ch in cleaned):
+        raise MoneyError("Type the amount with the digits 0–9, for example 125.50.")
+    if not _AMOUNT_RE.fullmatch(cleaned) or not any(ch.isdigit() for ch in cleaned):
+        if re.fullmatch(r"\$?[0-9,]*\.[0-9]{3,}", cleaned):
             raise MoneyError("Use at most two decimals (cents).")
+        if "," in cleaned:
+            raise MoneyError("Put commas only between groups of three digits, like 1,250.00.")
         raise MoneyError("Enter the amount as a number, for example 125 or 125.50.")
-    whole, _, frac = cleaned.partition(".")
+    whole, _, frac = cleaned.lstrip("$").replace(",", "").partition(".")
     cents = int(whole or "0") * 100 + int((frac + "00")[:2])
     if cents == 0 and not allow_zero:
         raise MoneyError("The amount must be more than zero.")

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from lib import audit
-from lib.client_record import StaleEdit
+from lib.edits import StaleEdit, last_change, refuse_if_stale
 from lib.models import Payer
 from lib.policy import Actor, require
 from lib.validation import (
@@ -75,9 +75,11 @@ def save_payer(
     payer_id: int | None = None,
     expected_version: int | None = None,
     active: bool = True,
+    tz_name: str | None = None,
 ) -> int:
     """Create (``payer_id`` None) or update a payer; returns its id. Payers are never deleted:
-    set ``active`` False to retire one (coverages that use it keep it)."""
+    set ``active`` False to retire one (coverages that use it keep it). An update is refused
+    with ``StaleEdit`` (naming who and when) unless the payer is at ``expected_version``."""
     require(actor, "settings.manage")
     clean = _validate(values)
     duplicate = session.scalar(
@@ -101,6 +103,14 @@ def save_payer(
     payer = session.get(Payer, payer_id)
     if payer is None:
         raise ValidationError({"name": "This payer no longer exists; reload the page."})
+    refuse_if_stale(
+        session,
+        current_version=payer.version,
+        expected_version=expected_version,
+        entity="payer",
+        entity_id=payer_id,
+        tz_name=tz_name,
+    )
     before = {k: getattr(payer, k) for k in (*clean, "active")}
     result = session.execute(
         update(Payer)
@@ -109,7 +119,7 @@ def save_payer(
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
-        raise StaleEdit("another admin", None, "UTC")
+        raise StaleEdit(*last_change(session, entity="payer", entity_id=payer_id), tz_name)
     old, new = audit.changed_fields(before, {**clean, "active": active})
     audit.record(
         session,

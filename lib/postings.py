@@ -23,7 +23,7 @@ from lib.ledger import ClientState, client_state, refresh_client
 from lib.models import Client, LedgerEntry, Payer
 from lib.policy import Actor, require_client_access
 from lib.timeutil import practice_today, utcnow
-from lib.validation import ValidationError
+from lib.validation import ValidationError, clean_note
 
 METHOD_LABELS = {"card": "Card", "cash": "Cash", "check": "Check", "ach": "ACH", "other": "Other"}
 PAYER_LABELS = {"client": "Client", "insurance": "Insurance"}
@@ -256,7 +256,7 @@ def record_payment(
             "method": method,
             "reference": reference,
             "authorization_code": auth_code,
-            "memo": (memo or "").strip()[:300],
+            "memo": clean_note(memo, field="memo", label="note"),
         },
     )
 
@@ -288,7 +288,7 @@ def post_adjustment(
             "responsibility": responsibility,
             "amount_cents": amount_cents,
             "service_date": on_date or practice_today(),
-            "memo": memo.strip()[:300],
+            "memo": clean_note(memo, field="memo", label="reason"),
         },
     )
 
@@ -329,7 +329,7 @@ def post_refund(
             "service_date": practice_today(),
             "method": method,
             "reference": reference,
-            "memo": (memo or "").strip()[:300],
+            "memo": clean_note(memo, field="memo", label="note"),
         },
         precheck=within_credit,
     )
@@ -373,7 +373,7 @@ def reverse_entry(
             "amount_cents": original.amount_cents,
             "service_date": practice_today(),
             "reverses_entry_id": original.id,
-            "memo": reason.strip()[:300],
+            "memo": clean_note(reason, field="reason", label="reason"),
         },
         detail=f"reverses #{original.id}",
     )

@@ -20,7 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lib import audit
-from lib.client_record import ClientNotFound, StaleEdit
+from lib.client_record import ClientNotFound
+from lib.edits import StaleEdit
 from lib.models import AuditEntry, Client, Clinician, ReminderSetting, User
 from lib.policy import Actor, require, require_client_access
 from lib.timeutil import as_utc, utcnow

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from lib import audit
-from lib.client_record import StaleEdit
+from lib.edits import StaleEdit, last_change, refuse_if_stale
 from lib.models import Service
 from lib.policy import Actor, require
 from lib.validation import ValidationError, Validator, clean_text
@@ -51,8 +51,10 @@ def save_service(
     active: bool = True,
     service_id: int | None = None,
     expected_version: int | None = None,
+    tz_name: str | None = None,
 ) -> int:
-    """Create or update a service. Fees apply to appointments completed after the change;
+    """Create or update a service (an update only at ``expected_version``, else StaleEdit).
+    Fees apply to appointments completed after the change;
     charges already posted keep their amounts (the ledger is append-only)."""
     require(actor, "settings.manage")
     v = Validator()
@@ -88,6 +90,16 @@ def save_service(
         )
         return service.id
     current = session.get(Service, service_id)
+    if current is None:
+        raise ValidationError({"code": "This service no longer exists; reload the page."})
+    refuse_if_stale(
+        session,
+        current_version=current.version,
+        expected_version=expected_version,
+        entity="service",
+        entity_id=service_id,
+        tz_name=tz_name,
+    )
     before = {k: getattr(current, k) for k in values}
     result = session.execute(
         update(Service)
@@ -96,7 +108,7 @@ def save_service(
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
-        raise StaleEdit("another admin", None, "UTC")
+        raise StaleEdit(*last_change(session, entity="service", entity_id=service_id), tz_name)
     old, new = audit.changed_fields(before, values)
     audit.record(
         session,

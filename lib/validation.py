@@ -32,6 +32,14 @@ class ValidationError(ValueError):
         self.errors = errors
 
 
+def clean_note(value: str | None, *, field: str, label: str, max_len: int = 300) -> str:
+    """A free-text note or reason, checked on its own (outside a ``Validator``)."""
+    try:
+        return clean_text(value, label=label, max_len=max_len)
+    except FieldError as exc:
+        raise ValidationError({field: str(exc)}) from None
+
+
 class Validator:
     """Collects cleaned values and per-field messages: ``v.check('email', clean_email, raw)``."""
 
@@ -61,7 +69,10 @@ def clean_text(value: str | None, *, label: str, required: bool = False, max_len
     if required and not text:
         raise FieldError(f"Enter the {label}.")
     if len(text) > max_len:
-        raise FieldError(f"The {label} can be at most {max_len} characters.")
+        raise FieldError(
+            f"The {label} can be at most {max_len:,} characters; this one has {len(text):,}. "
+            "Shorten it, then save again."
+        )
     if any(ord(c) < 32 for c in text):
         raise FieldError(f"The {label} cannot contain control characters.")
     return text

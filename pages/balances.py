@@ -11,7 +11,7 @@ from lib.db import read_session, transaction
 from lib.money import format_cents
 from lib.policy import allowed
 from lib.timeutil import practice_today
-from ui import context
+from ui import context, generated
 from ui.export import export_buttons
 from ui.tables import money_column
 
@@ -222,6 +222,8 @@ if opened.selection.rows:
 st.caption(f"{len(behind):,} clients · click one to open it")
 export_buttons(client_frame, name="aging-clients", what="aging_clients", action="report.balances")
 if behind and allowed(actor, "statement.create"):
+    # The batch belongs to exactly these clients on this as-of date: a filter change drops it.
+    batch_owner = (as_of, tuple(c.client_id for c in behind))
     if st.button(f"Statements for these {len(behind):,} clients (one PDF)", key="ar_statements"):
         with transaction(engine) as session:
             pdf, name = statements.create_statements(
@@ -230,14 +232,20 @@ if behind and allowed(actor, "statement.create"):
                 client_ids=[c.client_id for c in behind],
                 data_dir=context.settings().data_dir,
             )
-        st.session_state["ar_statement_pdf"] = (pdf, name)
-    ready = st.session_state.get("ar_statement_pdf")
+        generated.keep(
+            "batch_statements",
+            owner=batch_owner,
+            file_name=name,
+            content=pdf,
+            mime="application/pdf",
+        )
+    ready = generated.ready("batch_statements", owner=batch_owner)
     if ready:
         st.download_button(
             "Download the statements",
-            data=ready[0],
-            file_name=ready[1],
-            mime="application/pdf",
+            data=ready.content,
+            file_name=ready.file_name,
+            mime=ready.mime,
             key="ar_statements_dl",
         )
         st.caption("Each statement is logged in the client's Documents.")

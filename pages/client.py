@@ -11,15 +11,16 @@ from lib.db import read_session, write
 from lib.money import format_cents
 from lib.policy import PermissionDenied, allowed
 from lib.timeutil import local_text
+from lib.validation import ValidationError
 from ui import appointments as appointment_ui
 from ui import (
     billing,
-    client_form,
     client_tabs,
     client_views,
     context,
     documents_tab,
     intake_tab,
+    record_form,
     reminders_tab,
 )
 
@@ -85,14 +86,25 @@ with money:
             st.caption(f"Unapplied credit {format_cents(record.unapplied_credit_cents)}")
 
 
-@st.dialog("Change status")
+STATUS_DIALOG = "cd_status_dialog"  # id of the client whose status dialog is open
+
+
+def _close_status_dialog() -> None:
+    st.session_state.pop(STATUS_DIALOG, None)
+
+
+@st.dialog("Change status", on_dismiss=_close_status_dialog)
 def _change_status() -> None:
     new = st.selectbox(
         "New status",
         [s for s in clients.STATUS_LABELS if s != record.status],
         format_func=clients.STATUS_LABELS.get,
+        key=f"status_new_{record.client_id}_{record.versions['personal']}",
     )
-    reason = st.text_input("Reason", max_chars=300)
+    reason = st.text_input(
+        "Reason", key=f"status_reason_{record.client_id}_{record.versions['personal']}"
+    )
+    reason_error = st.empty()
     if st.button("Change status", type="primary"):
         try:
             write(
@@ -107,10 +119,14 @@ def _change_status() -> None:
                     tz_name=tz,
                 ),
             )
+        except ValidationError as exc:
+            reason_error.error(exc.errors.get("status_reason") or " ".join(exc.errors.values()))
         except (cr.StaleEdit, PermissionDenied) as exc:
             st.error(str(exc))
         else:
-            client_form.forget("personal", record.client_id)
+            # The Personal tab shows the new status at once, under new widget keys.
+            record_form.forget("client_personal")
+            _close_status_dialog()
             st.rerun()
 
 
@@ -128,10 +144,15 @@ if allowed(actor, "appointment.schedule") and actions[1].button(
     "Schedule appointment", icon=":material/event:", key="head_schedule"
 ):
     appointment_ui.schedule_dialog(record.client_id, record.clinician_id)
-if allowed(actor, "client.change_status") and actions[2].button(
-    "Change status", icon=":material/swap_horiz:"
-):
-    _change_status()
+if allowed(actor, "client.change_status"):
+    actions[2].button(
+        "Change status",
+        icon=":material/swap_horiz:",
+        key="head_status",
+        on_click=lambda: st.session_state.update({STATUS_DIALOG: record.client_id}),
+    )
+    if st.session_state.get(STATUS_DIALOG) == record.client_id:
+        _change_status()
 if allowed(actor, "portal.invite"):
     reminders_tab.invite_action(actions[3], record.client_id)
 if allowed(actor, "documents.send") and actions[4].button(

@@ -21,9 +21,9 @@ with read_session(engine) as session:
 FIELDS = ("first_name", "last_name", "dob", "email", "phone_mobile", "clinician_id", "status")
 with st.form("new_client"):
     c1, c2 = st.columns(2)
-    first_name = c1.text_input("Legal first name", key="nc_first_name", max_chars=80)
+    first_name = c1.text_input("Legal first name", key="nc_first_name")
     slot = {"first_name": c1.empty()}
-    last_name = c2.text_input("Legal last name", key="nc_last_name", max_chars=80)
+    last_name = c2.text_input("Legal last name", key="nc_last_name")
     slot["last_name"] = c2.empty()
     c3, c4 = st.columns(2)
     dob = c3.date_input(
@@ -43,9 +43,9 @@ with st.form("new_client"):
     )
     slot["status"] = c4.empty()
     c5, c6 = st.columns(2)
-    email = c5.text_input("Email", key="nc_email", max_chars=254)
+    email = c5.text_input("Email", key="nc_email")
     slot["email"] = c5.empty()
-    phone = c6.text_input("Mobile phone", key="nc_phone", max_chars=30)
+    phone = c6.text_input("Mobile phone", key="nc_phone")
     slot["phone_mobile"] = c6.empty()
     clinician_id = st.selectbox(
         "Clinician",

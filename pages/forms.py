@@ -8,10 +8,17 @@ import pandas as pd
 import streamlit as st
 
 from lib import forms
-from lib.client_record import StaleEdit
 from lib.db import read_session, transaction
 from lib.validation import ValidationError
 from ui import context
+from ui.record_form import RecordForm
+
+LABELS = {
+    "name": "Form name",
+    "email_subject": "Email subject",
+    "email_body": "Email body",
+    "active": "Active (offered when sending forms)",
+}
 
 actor = context.actor()
 engine = context.engine()
@@ -59,45 +66,49 @@ choice = st.selectbox(
     key="forms_choice",
 )
 current = by_id.get(choice)
-with st.form(f"form_edit_{choice}_{current.version if current else 0}"):
-    name = st.text_input("Form name", value=current.name if current else "", max_chars=120)
-    errors = {"name": st.empty()}
-    subject = st.text_input(
-        "Email subject", value=current.email_subject if current else "", max_chars=200
+form = RecordForm(
+    "library_form",
+    record_id=choice,
+    version=current.version if current else 0,
+    values={
+        "name": current.name if current else "",
+        "email_subject": current.email_subject if current else "",
+        "email_body": current.email_body if current else f"Hello {forms.PLACEHOLDER},\n\n",
+        "active": current.active if current else True,
+    },
+    labels=LABELS,
+)
+form.banner()
+with st.form(form.prefix + "form"):
+    form.text(st, "name", LABELS["name"])
+    form.text(st, "email_subject", LABELS["email_subject"])
+    form.area(st, "email_body", LABELS["email_body"], height=220)
+    form.check(st, "active", LABELS["active"])
+    submitted = st.form_submit_button("Save form", type="primary")
+
+
+def _save(session, changes: dict, version) -> int:
+    values = {f: changes.get(f, form.shown(f)) for f in LABELS}
+    saved = forms.save_form(
+        session,
+        actor=actor,
+        name=values["name"],
+        email_subject=values["email_subject"],
+        email_body=values["email_body"],
+        active=values["active"],
+        form_id=current.form_id if current else None,
+        expected_version=version if current else None,
+        tz_name=context.settings().practice_time_zone,
     )
-    errors["email_subject"] = st.empty()
-    body = st.text_area(
-        "Email body",
-        value=current.email_body if current else f"Hello {forms.PLACEHOLDER},\n\n",
-        height=220,
-        max_chars=forms.MAX_BODY_CHARS,
-    )
-    errors["email_body"] = st.empty()
-    active = st.checkbox(
-        "Active (offered when sending forms)", value=current.active if current else True
-    )
-    if st.form_submit_button("Save form", type="primary"):
-        try:
-            with transaction(engine) as session:
-                saved = forms.save_form(
-                    session,
-                    actor=actor,
-                    name=name,
-                    email_subject=subject,
-                    email_body=body,
-                    active=active,
-                    form_id=current.form_id if current else None,
-                    expected_version=current.version if current else None,
-                )
-        except ValidationError as exc:
-            for field, message in exc.errors.items():
-                errors.get(field, st).error(message)
-        except StaleEdit:
-            st.error("Another admin changed this form. Reload the page to see their change.")
-        else:
-            st.session_state["forms_notice"] = ("Form saved.", "")
-            st.session_state["forms_next_choice"] = saved
-            st.rerun()
+    st.session_state["forms_next_choice"] = saved  # the form just saved stays chosen
+    if current is None:
+        st.session_state["forms_notice"] = ("Form added.", "")
+    return saved
+
+
+if submitted:
+    changes = form.changes(LABELS) if current else {f: form.value(f) for f in LABELS}
+    form.save(changes, _save, saved_notice="Form saved.")
 
 if current is None:
     st.caption("Save the form first, then add its attachments.")

@@ -63,9 +63,9 @@ answers = {}
 with st.form(f"public_intake_{generation}", border=False):
     st.subheader("About you")
     c1, c2 = st.columns(2)
-    first_name = c1.text_input("First name *", key=key("first_name"), max_chars=80)
+    first_name = c1.text_input("First name *", key=key("first_name"))
     slots["first_name"] = c1.empty()
-    last_name = c2.text_input("Last name *", key=key("last_name"), max_chars=80)
+    last_name = c2.text_input("Last name *", key=key("last_name"))
     slots["last_name"] = c2.empty()
     dob = st.date_input(
         "Date of birth *",
@@ -76,9 +76,9 @@ with st.form(f"public_intake_{generation}", border=False):
         key=key("dob"),
     )
     slots["dob"] = st.empty()
-    email = st.text_input("Email", key=key("email"), max_chars=254)
+    email = st.text_input("Email", key=key("email"))
     slots["email"] = st.empty()
-    phone = st.text_input("Phone", key=key("phone"), max_chars=30)
+    phone = st.text_input("Phone", key=key("phone"))
     slots["phone"] = st.empty()
     st.caption("Give an email address, a phone number, or both, so the practice can reach you.")
     if form.questions:

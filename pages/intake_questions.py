@@ -8,18 +8,26 @@ retiring hides a question from new intakes and keeps every answer given to it.
 import streamlit as st
 
 from lib import intake
-from lib.client_record import StaleEdit
 from lib.db import read_session, transaction
+from lib.edits import StaleEdit
 from lib.models import QUESTION_TYPES
 from lib.timeutil import local_text
 from lib.validation import ValidationError
 from ui import context
 from ui.intake_tab import literal, public_intake_url
+from ui.record_form import RecordForm
 
 CHOICE = "iq_choice"
 NEXT_CHOICE = "iq_next_choice"  # set by a button; applied before the picker is drawn
 NOTICE = "iq_notice"
 NEW = 0
+LABELS = {
+    "label": "Question",
+    "help_text": "Help text (optional)",
+    "qtype": "Answer type",
+    "required": "Answer required",
+    "options": "Options (single and multiple choice only), one per line",
+}
 
 actor = context.actor()
 engine = context.engine()
@@ -52,8 +60,8 @@ def _run(change) -> None:
     try:
         with transaction(engine) as session:
             change(session)
-    except StaleEdit:
-        st.error("Another admin changed this question. Reload the page to see their change.")
+    except StaleEdit as exc:
+        st.error(str(exc))
     except ValidationError as exc:
         st.error(" ".join(exc.errors.values()))
     else:
@@ -126,62 +134,56 @@ choice = st.selectbox(
     key=CHOICE,
 )
 current = by_id.get(choice)
-prefix = f"iq_{choice}_{current.version if current else 0}_"
-with st.form(f"{prefix}form"):
-    label = st.text_input(
-        "Question", value=current.label if current else "", max_chars=300, key=f"{prefix}label"
-    )
-    slots = {"label": st.empty()}
-    help_text = st.text_input(
-        "Help text (optional)",
-        value=current.help_text if current else "",
-        max_chars=500,
-        key=f"{prefix}help",
-    )
-    slots["help_text"] = st.empty()
+form = RecordForm(
+    "intake_question",
+    record_id=choice,
+    version=current.version if current else 0,
+    values={
+        "label": current.label if current else "",
+        "help_text": current.help_text if current else "",
+        "qtype": current.qtype if current else QUESTION_TYPES[0],
+        "required": current.required if current else False,
+        "options": "\n".join(current.options) if current else "",
+    },
+    labels=LABELS,
+)
+form.banner()
+with st.form(form.prefix + "form"):
+    form.text(st, "label", LABELS["label"])
+    form.text(st, "help_text", LABELS["help_text"])
     c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
-    qtype = c1.selectbox(
-        "Answer type",
-        QUESTION_TYPES,
-        index=QUESTION_TYPES.index(current.qtype) if current else 0,
-        format_func=intake.TYPE_LABELS.get,
-        key=f"{prefix}qtype",
+    form.select(
+        c1, "qtype", LABELS["qtype"], list(QUESTION_TYPES), format_func=intake.TYPE_LABELS.get
     )
-    slots["qtype"] = c1.empty()
-    required = c2.checkbox(
-        "Answer required", value=current.required if current else False, key=f"{prefix}required"
-    )
-    options = st.text_area(
-        "Options (single and multiple choice only), one per line",
-        value="\n".join(current.options) if current else "",
+    form.check(c2, "required", LABELS["required"])
+    form.area(
+        st,
+        "options",
+        LABELS["options"],
         height=min(400, 40 + 24 * max(3, len(current.options) if current else 0)),
-        key=f"{prefix}options",
     )
-    slots["options"] = st.empty()
     submitted = st.form_submit_button(
         "Save question" if current else "Add question", type="primary"
     )
 
+
+def _save(session, changes: dict, version) -> None:
+    values = {f: changes.get(f, form.shown(f)) for f in LABELS}
+    saved = intake.save_question(
+        session,
+        actor=actor,
+        label=values["label"],
+        help_text=values["help_text"],
+        qtype=values["qtype"],
+        options=(values["options"] or "").splitlines(),
+        required=values["required"],
+        question_id=current.question_id if current else None,
+        expected_version=version if current else None,
+    )
+    st.session_state[NOTICE] = "Question saved." if current else "Question added."
+    st.session_state[NEXT_CHOICE] = saved.question_id if current else NEW
+
+
 if submitted:
-    try:
-        with transaction(engine) as session:
-            saved = intake.save_question(
-                session,
-                actor=actor,
-                label=label,
-                help_text=help_text,
-                qtype=qtype,
-                options=options.splitlines(),
-                required=required,
-                question_id=current.question_id if current else None,
-                expected_version=current.version if current else None,
-            )
-    except ValidationError as exc:
-        for field, message in exc.errors.items():
-            slots.get(field, st).error(message)
-    except StaleEdit:
-        st.error("Another admin changed this question. Reload the page to see their change.")
-    else:
-        st.session_state[NOTICE] = "Question saved." if current else "Question added."
-        st.session_state[NEXT_CHOICE] = saved.question_id if current else NEW
-        st.rerun()
+    changes = form.changes(LABELS) if current else {f: form.value(f) for f in LABELS}
+    form.save(changes, _save, saved_notice="")  # the page's own notice says it

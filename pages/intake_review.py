@@ -175,13 +175,13 @@ if c2.button(label, type="primary", key=f"ir_accept_{sid}", icon=":material/pers
     )
 
 with st.expander("Attach to another client, or reject"):
-    number = st.text_input("Attach to client #", key=f"ir_number_{sid}", max_chars=9)
+    number = st.text_input("Attach to client #", key=f"ir_number_{sid}")
     if st.button("Attach", key=f"ir_attach_number_{sid}"):
         if number.strip().isdigit():
             _accept(attach_to_client_number=int(number.strip()))
         else:
             st.error("Enter the client's number, like 1042.")
-    reason = st.text_input("Reason for rejecting", key=f"ir_reason_{sid}", max_chars=300)
+    reason = st.text_input("Reason for rejecting", key=f"ir_reason_{sid}")
     if st.button("Reject", key=f"ir_reject_{sid}", icon=":material/block:"):
         try:
             with transaction(engine) as session:

@@ -4,10 +4,12 @@ import pandas as pd
 import streamlit as st
 
 from lib import auth, clients
-from lib.db import read_session, transaction
+from lib.db import read_session
 from lib.policy import ALL_ROLES, ROLE_LABELS
 from lib.timeutil import local_text
+from lib.validation import ValidationError
 from ui import context
+from ui.record_form import RecordForm
 
 actor = context.actor()
 engine = context.engine()
@@ -37,73 +39,122 @@ st.dataframe(
     width="stretch",
 )
 
+NEW_LABELS = {
+    "username": "Username",
+    "display_name": "Name",
+    "email": "Email",
+    "role": "Role",
+    "clinician_id": "Clinician record (for clinician accounts)",
+    "password": "Temporary password",
+}
+
+
+def _create(session, values: dict, _version) -> None:
+    try:
+        auth.create_user(session, actor=actor, **values)
+    except auth.AuthError as exc:
+        raise ValidationError({exc.field or "username": str(exc)}) from None
+
+
 left, right = st.columns(2)
-with left, st.form("new_user", clear_on_submit=True):
+with left:
     st.subheader("Add a staff member")
-    username = st.text_input("Username")
-    name = st.text_input("Name")
-    email = st.text_input("Email")
-    role = st.selectbox("Role", ALL_ROLES, format_func=ROLE_LABELS.get)
-    clinician_id = st.selectbox(
-        "Clinician record (for clinician accounts)",
-        [None, *clinicians],
-        format_func=lambda c: "—" if c is None else clinicians[c],
+    # A new account is a form too: a refusal keeps what was typed; a success starts afresh.
+    new = RecordForm(
+        "new_staff",
+        record_id=0,
+        version=0,
+        values={"role": ALL_ROLES[0], "clinician_id": None},
+        labels=NEW_LABELS,
     )
-    password = st.text_input("Temporary password", type="password")
-    field_error = st.empty()
-    if st.form_submit_button("Add account"):
+    new.banner()
+    with st.form(new.prefix + "form"):
+        new.text(st, "username", NEW_LABELS["username"])
+        new.text(st, "display_name", NEW_LABELS["display_name"])
+        new.text(st, "email", NEW_LABELS["email"])
+        new.select(st, "role", NEW_LABELS["role"], list(ALL_ROLES), format_func=ROLE_LABELS.get)
+        new.select(
+            st,
+            "clinician_id",
+            NEW_LABELS["clinician_id"],
+            [None, *clinicians],
+            format_func=lambda c: "—" if c is None else clinicians[c],
+        )
+        new.text(st, "password", NEW_LABELS["password"], type="password")
+        add = st.form_submit_button("Add account")
+    if add:
+        new.save(
+            {f: new.value(f) for f in NEW_LABELS},
+            _create,
+            saved_notice="Account created.",
+        )
+
+
+def _account_change(fn, field: str, **kwargs):
+    """A lib account call as a form write: its refusal shows next to ``field``."""
+
+    def write(session, _changes, version) -> None:
         try:
-            with transaction(engine) as session:
-                auth.create_user(
-                    session,
-                    actor=actor,
-                    username=username,
-                    display_name=name,
-                    role=role,
-                    password=password,
-                    email=email,
-                    clinician_id=clinician_id,
-                )
+            fn(session, actor=actor, username=chosen.username, expected_version=version, **kwargs)
         except auth.AuthError as exc:
-            field_error.error(str(exc))
-        else:
-            st.success("Account created.")
-            st.rerun()
+            raise ValidationError({exc.field or field: str(exc)}) from None
+
+    return write
+
 
 with right:
     st.subheader("Change an account")
-    names = [a.username for a in accounts]
-    target = st.selectbox("Account", names, key="users_target")
-    chosen = next((a for a in accounts if a.username == target), None)
-    action_error = st.empty()
-
-    def _apply(fn, **kwargs) -> None:
-        try:
-            with transaction(engine) as session:
-                fn(session, actor=actor, username=target, **kwargs)
-        except auth.AuthError as exc:
-            action_error.error(str(exc))
-        else:
-            st.success("Saved.")
-            st.rerun()
-
+    by_name = {a.username: a for a in accounts}
+    target = st.selectbox("Account", list(by_name), key="users_target")
+    chosen = by_name.get(target)
     if chosen is not None:
-        b1, b2 = st.columns(2)
-        if chosen.active and b1.button("Disable account"):
-            _apply(auth.set_active, active=False)
-        if not chosen.active and b1.button("Enable account"):
-            _apply(auth.set_active, active=True)
-        if chosen.locked_until and b2.button("Unlock"):
-            _apply(auth.unlock)
-        new_role = st.selectbox(
-            "Role",
-            ALL_ROLES,
-            index=ALL_ROLES.index(chosen.role),
-            format_func=ROLE_LABELS.get,
-            key="users_new_role",
+        # Every widget below is keyed by this account and the version shown, so nothing
+        # chosen or typed for one account can carry over to another.
+        form = RecordForm(
+            "staff_account",
+            record_id=chosen.user_id,
+            version=chosen.version,
+            values={"role": chosen.role, "new_password": "", "active": chosen.active},
+            labels={"role": "Role", "new_password": "New password", "active": "Active"},
         )
-        if new_role != chosen.role and st.button("Change role"):
-            _apply(auth.set_role, role=new_role)
-        new_password = st.text_input("New password", type="password", key="users_reset_pw")
-        if st.button("Reset password"):
-            _apply(auth.set_password, new_password=new_password)
+        form.banner()
+        b1, b2 = st.columns(2)
+        if chosen.active and b1.button("Disable account", key=form.prefix + "disable"):
+            form.save(
+                {"active": False},
+                _account_change(auth.set_active, "active", active=False),
+                saved_notice="Account disabled.",
+            )
+        if not chosen.active and b1.button("Enable account", key=form.prefix + "enable"):
+            form.save(
+                {"active": True},
+                _account_change(auth.set_active, "active", active=True),
+                saved_notice="Account enabled.",
+            )
+        if chosen.locked_until and b2.button("Unlock", key=form.prefix + "unlock"):
+            form.save(
+                {"locked": False},
+                lambda session, _c, _v: auth.unlock(session, actor=actor, username=chosen.username),
+                saved_notice="Account unlocked.",
+            )
+        form.error_slot("active")
+        with st.form(form.prefix + "role_form", border=False):
+            form.select(st, "role", "Role", list(ALL_ROLES), format_func=ROLE_LABELS.get)
+            change_role = st.form_submit_button("Change role")
+        if change_role:
+            changes = form.changes(["role"])
+            form.save(
+                changes,
+                _account_change(auth.set_role, "role", role=changes.get("role")),
+                saved_notice=f"Role changed to {ROLE_LABELS.get(changes.get('role'), '')}.",
+            )
+        with st.form(form.prefix + "password_form", border=False):
+            form.text(st, "new_password", "New password", type="password")
+            reset = st.form_submit_button("Reset password")
+        if reset:
+            new_password = form.value("new_password") or ""
+            form.save(
+                {"new_password": "•" * 8},  # described without the password itself
+                _account_change(auth.set_password, "new_password", new_password=new_password),
+                saved_notice="Password reset. Their other sessions have ended.",
+            )

@@ -27,6 +27,7 @@ from lib.db import make_engine, transaction
 from lib.models import AuditEntry, Client, Coverage, User
 from lib.money import format_cents
 from lib.policy import Actor
+from tests import record_forms
 from tests import test_pages_login as login_tests
 from tests.test_pages_login import DOLLARS, screen_text, sign_in
 
@@ -145,11 +146,15 @@ def open_client(at: AppTest, number: int) -> AppTest:
     return at
 
 
-def tab_key(section: str, client_id: int, field: str) -> str:
-    return f"tab_{section}_{client_id}_g0_{field}"
+def tab_key(at: AppTest, section: str, client_id: int, field: str) -> str:
+    """The key of a client tab's field now on screen (see tests/record_forms.py)."""
+    return record_forms.key(at, f"client_{section}", client_id, field)
 
 
-CONTACT_SAVE = "FormSubmitter:tab_contact_{}_form-Save contact details"
+def contact_save(at: AppTest, client_id: int) -> str:
+    return record_forms.submit(at, "client_contact", client_id, "Save contact details")
+
+
 NEW_CLIENT_SAVE = "FormSubmitter:new_client-Check and save"
 
 
@@ -368,24 +373,30 @@ def test_personal_contact_and_insurance_tabs_show_the_database_values(demo_app):
     at = open_client(sign_in("manager"), client.client_number)
 
     assert {t.label for t in at.tabs} >= {"Personal", "Contact", "Insurance", "History"}
-    assert at.text_input(key=tab_key("personal", cid, "first_name")).value == client.first_name
-    assert at.text_input(key=tab_key("personal", cid, "last_name")).value == client.last_name
-    assert at.date_input(key=tab_key("personal", cid, "dob")).value == client.dob
-    assert at.selectbox(key=tab_key("personal", cid, "status")).value == client.status
-    assert at.selectbox(key=tab_key("personal", cid, "clinician_id")).value == (
+    assert at.text_input(key=tab_key(at, "personal", cid, "first_name")).value == client.first_name
+    assert at.text_input(key=tab_key(at, "personal", cid, "last_name")).value == client.last_name
+    assert at.date_input(key=tab_key(at, "personal", cid, "dob")).value == client.dob
+    assert at.selectbox(key=tab_key(at, "personal", cid, "status")).value == client.status
+    assert at.selectbox(key=tab_key(at, "personal", cid, "clinician_id")).value == (
         client.clinician_id or 0
     )
-    assert at.text_input(key=tab_key("contact", cid, "phone_mobile")).value == client.phone_mobile
-    assert at.text_input(key=tab_key("contact", cid, "email")).value == client.email
-    assert at.text_input(key=tab_key("contact", cid, "city")).value == client.city
-    assert at.text_input(key=tab_key("contact", cid, "state")).value == client.state
-    assert at.text_input(key=tab_key("contact", cid, "zip_code")).value == client.zip_code
-    assert at.radio(key=tab_key("insurance", cid, "billing_type")).value == "insurance"
-    assert at.selectbox(key=tab_key("insurance", cid, "1_payer")).value == coverage.payer_id
-    assert at.text_input(key=tab_key("insurance", cid, "1_member_id")).value == coverage.member_id
-    assert at.text_input(key=tab_key("insurance", cid, "1_plan_name")).value == coverage.plan_name
     assert (
-        at.text_input(key=tab_key("insurance", cid, "1_group_number")).value
+        at.text_input(key=tab_key(at, "contact", cid, "phone_mobile")).value == client.phone_mobile
+    )
+    assert at.text_input(key=tab_key(at, "contact", cid, "email")).value == client.email
+    assert at.text_input(key=tab_key(at, "contact", cid, "city")).value == client.city
+    assert at.text_input(key=tab_key(at, "contact", cid, "state")).value == client.state
+    assert at.text_input(key=tab_key(at, "contact", cid, "zip_code")).value == client.zip_code
+    assert at.radio(key=tab_key(at, "insurance", cid, "billing_type")).value == "insurance"
+    assert at.selectbox(key=tab_key(at, "insurance", cid, "1_payer")).value == coverage.payer_id
+    assert (
+        at.text_input(key=tab_key(at, "insurance", cid, "1_member_id")).value == coverage.member_id
+    )
+    assert (
+        at.text_input(key=tab_key(at, "insurance", cid, "1_plan_name")).value == coverage.plan_name
+    )
+    assert (
+        at.text_input(key=tab_key(at, "insurance", cid, "1_group_number")).value
         == coverage.group_number
     )
 
@@ -398,19 +409,19 @@ def test_saving_a_changed_mobile_phone_persists_it(demo_app):
     client = _a_client_with_a_mobile(demo_app)
     at = open_client(sign_in("manager"), client.client_number)
 
-    at.text_input(key=tab_key("contact", client.id, "phone_mobile")).input("617-555-0101")
-    at.button(key=CONTACT_SAVE.format(client.id)).click().run()
+    at.text_input(key=tab_key(at, "contact", client.id, "phone_mobile")).input("617-555-0101")
+    at.button(key=contact_save(at, client.id)).click().run()
 
     assert not at.exception
     assert not at.error, [e.value for e in at.error]
-    assert "Saved." in [t.value for t in at.toast]
+    assert "Saved." in [s.value for s in at.success]
     saved = client_row(demo_app, client.client_number)
     assert saved.phone_mobile == "(617) 555-0101"
     assert saved.contact_version == client.contact_version + 1
     assert "6175550101" in saved.phone_digits
-    # The form starts again from what was saved (as typed: the page keeps the user's format).
-    fresh = [t.value for t in at.text_input if t.key.endswith("_phone_mobile")]
-    assert [clients.digits(v) for v in fresh] == ["6175550101"]
+    # The form starts again from what was saved, under new keys.
+    fresh = at.text_input(key=tab_key(at, "contact", client.id, "phone_mobile")).value
+    assert fresh == "(617) 555-0101"
 
     # ...and the list shows (and finds) the new number.
     at.switch_page("pages/clients.py").run()
@@ -424,25 +435,23 @@ def test_saving_a_changed_mobile_phone_persists_it(demo_app):
 def test_a_stale_save_is_refused_and_keeps_the_other_users_change(demo_app):
     client = _a_client_with_a_mobile(demo_app)
     at = open_client(sign_in("manager"), client.client_number)
-    phone_key = tab_key("contact", client.id, "phone_mobile")
+    phone_key = tab_key(at, "contact", client.id, "phone_mobile")
     at.text_input(key=phone_key).input("617-555-0101")
 
     # Meanwhile the administrator saves a different number for the same client.
     admin = actor_of(demo_app, "admin")
     with db(demo_app) as engine, transaction(engine) as session:
         record = cr.open_record(session, actor=admin, client_id=client.id, audit_open=False)
-        values = {f: record.values[f] for f in cr.CONTACT_FIELDS}
-        values["phone_mobile"] = "508-555-0199"
         cr.save_section(
             session,
             actor=admin,
             client_id=client.id,
             section="contact",
-            values=values,
+            changes={"phone_mobile": "508-555-0199"},
             expected_version=record.versions["contact"],
         )
 
-    at.button(key=CONTACT_SAVE.format(client.id)).click().run()
+    at.button(key=contact_save(at, client.id)).click().run()
 
     assert not at.exception
     errors = [e.value for e in at.error]
@@ -450,17 +459,23 @@ def test_a_stale_save_is_refused_and_keeps_the_other_users_change(demo_app):
     assert client_row(demo_app, client.client_number).phone_mobile == "(508) 555-0199"
     assert at.text_input(key=phone_key).value == "617-555-0101"  # the user's edit is kept
 
-    at.button(key=f"tab_contact_{client.id}_reload").click().run()
+    assert "Not saved:\n  Mobile phone → 617-555-0101" in [t.value for t in at.text]
+    at.button(key=record_forms.prefix(at, "client_contact", client.id) + "reload").click().run()
     assert not at.exception
     assert not [e for e in at.error if "reload" in e.value]
-    assert at.text_input(key=phone_key).value == "(508) 555-0199"
+    # The reloaded form shows the stored number under new keys; the unsaved edit stays listed.
+    assert at.text_input(key=tab_key(at, "contact", client.id, "phone_mobile")).value == (
+        "(508) 555-0199"
+    )
+    assert tab_key(at, "contact", client.id, "phone_mobile") != phone_key
+    assert "Not saved:\n  Mobile phone → 617-555-0101" in [t.value for t in at.text]
 
 
 def test_history_tab_lists_the_audit_trail_newest_first(demo_app):
     client = _a_client_with_a_mobile(demo_app)
     at = open_client(sign_in("manager"), client.client_number)
-    at.text_input(key=tab_key("contact", client.id, "phone_mobile")).input("617-555-0101")
-    at.button(key=CONTACT_SAVE.format(client.id)).click().run()
+    at.text_input(key=tab_key(at, "contact", client.id, "phone_mobile")).input("617-555-0101")
+    at.button(key=contact_save(at, client.id)).click().run()
     assert not at.exception
 
     history = the_table(at, "Action")
@@ -504,5 +519,5 @@ def test_a_name_with_html_is_shown_literally(demo_app):
     assert not at.exception
     assert at.query_params.get("client") == str(created.client_number)
     assert listed_as in [t.value for t in at.text]
-    assert at.text_input(key=tab_key("personal", created.client_id, "last_name")).value == XSS
+    assert at.text_input(key=tab_key(at, "personal", created.client_id, "last_name")).value == XSS
     assert not [t for t in markdown_texts(at) if "onerror" in t or "<img" in t]

@@ -16,9 +16,12 @@ from lib import intake
 from lib.db import make_engine, transaction
 from lib.models import Client, IntakeAnswer, IntakeQuestion, IntakeSubmission
 from lib.timeutil import utcnow
+from tests import record_forms
 from tests import test_pages_login as login_tests
 from tests.test_pages_login import NO_ACCESS, client_names, open_app, screen_text, sign_in, titles
 from ui.intake_tab import literal
+
+SAVE_OTHER = "Save other information"
 
 # The sign-in tests' fixtures: a fresh demo practice in demo mode, and a clean Streamlit.
 demo_app = login_tests.demo_app
@@ -265,17 +268,21 @@ def test_only_admins_open_the_builder(demo_app):
 def test_the_admin_adds_a_choice_question_and_bad_input_is_refused(demo_app):
     at = open_builder()
     before = stored_questions(demo_app)
-    at.text_input(key="iq_0_0_label").input("Preferred **session** :red[format]")
-    at.selectbox(key="iq_0_0_qtype").set_value("single_choice")
-    at.text_area(key="iq_0_0_options").input("In person")
-    at.button(key="FormSubmitter:iq_0_0_form-Add question").click()
+
+    def key(field: str) -> str:
+        return record_forms.key(at, "intake_question", 0, field)
+
+    at.text_input(key=key("label")).input("Preferred **session** :red[format]")
+    at.selectbox(key=key("qtype")).set_value("single_choice")
+    at.text_area(key=key("options")).input("In person")
+    at.button(key=record_forms.submit(at, "intake_question", 0, "Add question")).click()
     at.run()
     assert "Give at least two options, one per line." in errors(at)
     assert len(stored_questions(demo_app)) == len(before)
 
-    at.text_area(key="iq_0_0_options").input("In person\nTelehealth\n")
-    at.checkbox(key="iq_0_0_required").check()
-    at.button(key="FormSubmitter:iq_0_0_form-Add question").click()
+    at.text_area(key=key("options")).input("In person\nTelehealth\n")
+    at.checkbox(key=key("required")).check()
+    at.button(key=record_forms.submit(at, "intake_question", 0, "Add question")).click()
     at.run()
     assert not at.exception and not errors(at)
     assert "Question added." in [s.value for s in at.success]
@@ -303,10 +310,11 @@ def test_the_admin_moves_edits_and_retires_questions(demo_app):
 
     at.button(key=f"iq_edit_{first.id}").click()
     at.run()
-    prefix = f"iq_{first.id}_{first.version}_"
-    assert at.text_input(key=f"{prefix}label").value == first.label
-    at.text_input(key=f"{prefix}label").input("What brings you here today?")
-    at.button(key=f"FormSubmitter:{prefix}form-Save question").click()
+    label_key = record_forms.key(at, "intake_question", first.id, "label")
+    assert f".v{first.version}." in label_key  # keyed by the question and its version
+    assert at.text_input(key=label_key).value == first.label
+    at.text_input(key=label_key).input("What brings you here today?")
+    at.button(key=record_forms.submit(at, "intake_question", first.id, "Save question")).click()
     at.run()
     assert not errors(at)
     edited = next(q for q in stored_questions(demo_app) if q.id == first.id)
@@ -398,14 +406,17 @@ def test_staff_edit_an_answer_on_the_other_information_tab(demo_app):
     at.query_params["client"] = str(number)
     at.run()
     assert not at.exception
-    field = at.text_input(key=f"tab_intake_{client_id}_g0_q{qs['number'].question_id}")
+    field_name = f"q{qs['number'].question_id}"
+    field = at.text_input(key=record_forms.key(at, "client_intake", client_id, field_name))
     field.input("lots")
-    at.button(key=f"FormSubmitter:tab_intake_{client_id}_form-Save other information").click()
+    at.button(key=record_forms.submit(at, "client_intake", client_id, SAVE_OTHER)).click()
     at.run()
     assert "Enter a number, like 7 or 7.5." in errors(at)
 
-    at.text_input(key=f"tab_intake_{client_id}_g0_q{qs['number'].question_id}").input("3")
-    at.button(key=f"FormSubmitter:tab_intake_{client_id}_form-Save other information").click()
+    at.text_input(key=record_forms.key(at, "client_intake", client_id, field_name)).input("3")
+    at.button(
+        key=record_forms.submit(at, "client_intake", client_id, "Save other information")
+    ).click()
     at.run()
     assert not at.exception and not errors(at)
     engine = db(demo_app)

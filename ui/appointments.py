@@ -54,9 +54,7 @@ def schedule_dialog(client_id: int, default_clinician: int | None) -> None:
     slots["clinician_id"] = c2.empty()
     telehealth = st.toggle("Telehealth", key="appt_telehealth")
     location = (
-        ""
-        if telehealth
-        else st.text_input("Location", value="Main office", max_chars=120, key="appt_location")
+        "" if telehealth else st.text_input("Location", value="Main office", key="appt_location")
     )
     slots["location"] = st.empty()
     if st.button("Schedule", type="primary", key="appt_submit"):

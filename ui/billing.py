@@ -15,7 +15,7 @@ from lib.money import MoneyError, format_cents, parse_amount
 from lib.policy import PermissionDenied, allowed
 from lib.timeutil import practice_today
 from lib.validation import ValidationError
-from ui import context
+from ui import context, generated
 from ui.client_views import billing_tab
 
 PAYMENT_DIALOG = "cd_payment_dialog_key"
@@ -87,11 +87,10 @@ def record_payment_dialog(client_id: int) -> None:
     reference = c1.text_input(
         "Reference",
         key="pay_reference",
-        max_chars=60,
         help="Check number, or the card's last 4 digits. Never a full card number.",
     )
     slots["reference"] = c1.empty()
-    auth_code = c2.text_input("Authorization code", key="pay_auth", max_chars=40)
+    auth_code = c2.text_input("Authorization code", key="pay_auth")
     slots["authorization_code"] = c2.empty()
     received = st.date_input(
         "Received on",
@@ -101,7 +100,7 @@ def record_payment_dialog(client_id: int) -> None:
         key="pay_received",
     )
     slots["received_on"] = st.empty()
-    memo = st.text_input("Note (kept in the ledger, not emailed)", key="pay_memo", max_chars=300)
+    memo = st.text_input("Note (kept in the ledger, not emailed)", key="pay_memo")
     send_receipt = paid_by == "client" and st.checkbox(
         "Email a receipt to the client",
         key="pay_receipt",
@@ -194,7 +193,7 @@ def corrections(client_id: int) -> None:
                 horizontal=True,
                 key=f"corr_side_{client_id}",
             )
-            memo = st.text_input("Reason", key=f"corr_memo_{client_id}", max_chars=300)
+            memo = st.text_input("Reason", key=f"corr_memo_{client_id}")
             slots["memo"] = st.empty()
             if st.button("Post adjustment", key=f"corr_go_{client_id}"):
 
@@ -215,7 +214,7 @@ def corrections(client_id: int) -> None:
                 format_func=postings.METHOD_LABELS.get,
                 key=f"corr_method_{client_id}",
             )
-            reference = st.text_input("Reference", max_chars=60, key=f"corr_ref_{client_id}")
+            reference = st.text_input("Reference", key=f"corr_ref_{client_id}")
             slots["reference"] = st.empty()
             if st.button("Post refund", key=f"corr_go_{client_id}"):
 
@@ -233,7 +232,7 @@ def corrections(client_id: int) -> None:
             entry = st.number_input(
                 "Ledger entry # to reverse", min_value=1, step=1, key=f"corr_entry_{client_id}"
             )
-            reason = st.text_input("Reason", key=f"corr_reason_{client_id}", max_chars=300)
+            reason = st.text_input("Reason", key=f"corr_reason_{client_id}")
             slots["reason"] = st.empty()
             if st.button("Post reversal", key=f"corr_go_{client_id}"):
 
@@ -289,15 +288,17 @@ def billing_section(client_id: int) -> None:
                 client_ids=[client_id],
                 data_dir=context.settings().data_dir,
             )
-        st.session_state["cd_statement_pdf"] = (pdf, name)
-    ready = st.session_state.get("cd_statement_pdf")
+        generated.keep(
+            "statement", owner=client_id, file_name=name, content=pdf, mime="application/pdf"
+        )
+    ready = generated.ready("statement", owner=client_id)
     if ready:
         st.download_button(
             "Download the statement",
-            data=ready[0],
-            file_name=ready[1],
-            mime="application/pdf",
-            key="billing_stmt_dl",
+            data=ready.content,
+            file_name=ready.file_name,
+            mime=ready.mime,
+            key=f"billing_stmt_dl_{client_id}",
         )
     if allowed(actor, "ledger.adjust"):
         corrections(client_id)

@@ -11,13 +11,11 @@ import streamlit as st
 
 from lib import client_record as cr
 from lib import clients, insurance
-from lib.db import write
 from lib.money import MoneyError, format_cents, parse_amount
 from lib.payers import PayerRow
 from lib.timeutil import practice_today
-from lib.validation import ValidationError
 from ui import context
-from ui.client_form import TabForm
+from ui.record_form import RecordForm
 
 TIME_ZONES = (
     "",
@@ -33,62 +31,80 @@ TIME_ZONES = (
 DOB_MIN = date(1900, 1, 1)
 
 
-def _save(form: TabForm, save_fn, values: dict) -> None:
-    """Run a lib save; show field errors, the stale-edit message with Reload, or success."""
-    try:
-        new_version = write(context.engine(), save_fn)
-    except ValidationError as exc:
-        form.show_errors(exc.errors)
-        st.error("Nothing was saved: correct the fields marked above.")
-    except cr.StaleEdit as exc:
-        st.session_state[f"{form.prefix}stale"] = str(exc)
-        st.rerun()
-    else:
-        form.saved(new_version, values)
-        st.session_state.pop(f"{form.prefix}stale", None)
-        # A toast sent right before st.rerun() never reaches the screen: show it next run.
-        st.session_state[f"{form.prefix}saved_notice"] = True
-        st.rerun()
+PERSONAL_LABELS = {
+    "first_name": "Legal first name",
+    "middle_name": "Middle name",
+    "last_name": "Legal last name",
+    "preferred_name": "Preferred name",
+    "pronouns": "Pronouns",
+    "dob": "Date of birth",
+    "sex": "Sex (as on insurance)",
+    "gender_identity": "Gender identity",
+    "marital_status": "Marital status",
+    "client_type": "Client type",
+    "status": "Status",
+    "status_reason": "Reason for a status change",
+    "clinician_id": "Assigned clinician",
+    "client_since": "Client since",
+    "referral_source": "Referral source",
+    "language": "Preferred language",
+}
+CONTACT_LABELS = {
+    "address_line1": "Address line 1",
+    "address_line2": "Address line 2",
+    "city": "City",
+    "state": "State",
+    "zip_code": "ZIP code",
+    "phone_mobile": "Mobile phone",
+    "phone_home": "Home phone",
+    "phone_work": "Work phone",
+    "preferred_phone": "Preferred phone",
+    "text_ok": "Text messages OK",
+    "voicemail_ok": "Voicemail OK",
+    "email": "Email",
+    "email_ok": "Email OK (consent)",
+    "emergency_name": "Emergency contact name",
+    "emergency_relationship": "Emergency contact relationship",
+    "emergency_phone": "Emergency contact phone",
+    "guardian_name": "Guardian name",
+    "guardian_relationship": "Guardian relationship",
+    "guardian_phone": "Guardian phone",
+    "time_zone": "Time zone",
+}
 
 
-def _stale_notice(form: TabForm) -> None:
-    if st.session_state.pop(f"{form.prefix}saved_notice", False):
-        st.toast("Saved.", icon=":material/check:")
-    message = st.session_state.get(f"{form.prefix}stale")
-    if message:
-        st.error(message)
-        st.caption("Your edits are still in the form below. Copy what you need, then reload.")
-        if st.button("Reload", key=f"{form.prefix}reload", icon=":material/refresh:"):
-            form.reload()
-            st.rerun()
-
-
-def personal_tab(record: cr.ClientRecord, clinicians: dict[int, str], can_edit: bool) -> None:
-    form = TabForm(
-        "personal",
-        record.client_id,
-        record.versions["personal"],
-        {
+def personal_form(record: cr.ClientRecord) -> RecordForm:
+    return RecordForm(
+        "client_personal",
+        record_id=record.client_id,
+        version=record.versions["personal"],
+        values={
             **{f: record.values[f] for f in cr.PERSONAL_FIELDS},
             "clinician_id": record.values["clinician_id"] or 0,
             "status_reason": "",
         },
+        labels=PERSONAL_LABELS,
     )
-    _stale_notice(form)
-    with st.form(f"{form.prefix}form", border=False):
+
+
+def personal_tab(record: cr.ClientRecord, clinicians: dict[int, str], can_edit: bool) -> None:
+    form = personal_form(record)
+    form.banner()
+    today = practice_today()
+    with st.form(form.prefix + "form", border=False):
         c1, c2, c3 = st.columns(3)
-        form.text(c1, "first_name", "Legal first name", max_chars=80)
-        form.text(c2, "middle_name", "Middle name", max_chars=80)
-        form.text(c3, "last_name", "Legal last name", max_chars=80)
+        form.text(c1, "first_name", "Legal first name")
+        form.text(c2, "middle_name", "Middle name")
+        form.text(c3, "last_name", "Legal last name")
         c1, c2, c3 = st.columns(3)
-        form.text(c1, "preferred_name", "Preferred name", max_chars=80)
-        form.text(c2, "pronouns", "Pronouns", max_chars=40)
-        form.date(c3, "dob", "Date of birth", min_value=DOB_MIN, max_value=practice_today())
+        form.text(c1, "preferred_name", "Preferred name")
+        form.text(c2, "pronouns", "Pronouns")
+        form.date(c3, "dob", "Date of birth", min_value=DOB_MIN, max_value=today)
         c1, c2, c3 = st.columns(3)
         form.select(
             c1, "sex", "Sex (as on insurance)", ["", *cr.SEXES], format_func=cr.SEX_LABELS.get
         )
-        form.text(c2, "gender_identity", "Gender identity", max_chars=60)
+        form.text(c2, "gender_identity", "Gender identity")
         form.select(
             c3,
             "marital_status",
@@ -107,7 +123,12 @@ def personal_tab(record: cr.ClientRecord, clinicians: dict[int, str], can_edit: 
             list(clients.STATUS_LABELS),
             format_func=clients.STATUS_LABELS.get,
         )
-        form.text(c3, "status_reason", "Reason for a status change", max_chars=300)
+        form.text(
+            c3,
+            "status_reason",
+            "Reason for a status change",
+            help="Needed only when you change the status.",
+        )
         c1, c2, c3 = st.columns(3)
         form.select(
             c1,
@@ -116,53 +137,56 @@ def personal_tab(record: cr.ClientRecord, clinicians: dict[int, str], can_edit: 
             [0, *clinicians],
             format_func=lambda c: clinicians.get(c, "Not assigned"),
         )
-        form.date(c2, "client_since", "Client since", min_value=DOB_MIN, max_value=practice_today())
-        form.text(c3, "referral_source", "Referral source", max_chars=120)
-        form.text(st, "language", "Preferred language", max_chars=40)
+        form.date(c2, "client_since", "Client since", min_value=DOB_MIN, max_value=today)
+        form.text(c3, "referral_source", "Referral source")
+        form.text(st, "language", "Preferred language")
         submitted = st.form_submit_button(
             "Save personal details", disabled=not can_edit, type="primary"
         )
-    if submitted:
-        values = form.values(cr.PERSONAL_FIELDS)
-        values["clinician_id"] = values["clinician_id"] or None
-        _save(
-            form,
-            lambda s: cr.save_section(
-                s,
-                actor=context.actor(),
-                client_id=record.client_id,
-                section="personal",
-                values=values,
-                expected_version=form.version,
-                status_reason=form.value("status_reason") or "",
-                tz_name=context.settings().practice_time_zone,
-            ),
-            {**values, "clinician_id": values["clinician_id"] or 0, "status_reason": ""},
-        )
+    if not submitted:
+        return
+    changes = form.changes(cr.PERSONAL_FIELDS)
+    if "clinician_id" in changes:
+        changes["clinician_id"] = changes["clinician_id"] or None
+    reason = form.value("status_reason") or ""
+    form.save(
+        changes,
+        lambda session, changes, version: cr.save_section(
+            session,
+            actor=context.actor(),
+            client_id=record.client_id,
+            section="personal",
+            changes=changes,
+            expected_version=version,
+            status_reason=reason,
+            tz_name=context.settings().practice_time_zone,
+        ),
+    )
 
 
 def contact_tab(record: cr.ClientRecord, can_edit: bool, is_minor: bool) -> None:
-    form = TabForm(
-        "contact",
-        record.client_id,
-        record.versions["contact"],
-        {f: record.values[f] for f in cr.CONTACT_FIELDS},
+    form = RecordForm(
+        "client_contact",
+        record_id=record.client_id,
+        version=record.versions["contact"],
+        values={f: record.values[f] for f in cr.CONTACT_FIELDS},
+        labels=CONTACT_LABELS,
     )
-    _stale_notice(form)
-    with st.form(f"{form.prefix}form", border=False):
+    form.banner()
+    with st.form(form.prefix + "form", border=False):
         st.markdown("**Address**")
         c1, c2 = st.columns(2)
         form.text(c1, "address_line1", "Address line 1")
         form.text(c2, "address_line2", "Address line 2")
         c1, c2, c3 = st.columns([3, 1, 2])
-        form.text(c1, "city", "City", max_chars=80)
-        form.text(c2, "state", "State", max_chars=2)
-        form.text(c3, "zip_code", "ZIP code", max_chars=10)
+        form.text(c1, "city", "City")
+        form.text(c2, "state", "State")
+        form.text(c3, "zip_code", "ZIP code")
         st.markdown("**Phone and email**")
         c1, c2, c3 = st.columns(3)
-        form.text(c1, "phone_mobile", "Mobile phone", max_chars=30)
-        form.text(c2, "phone_home", "Home phone", max_chars=30)
-        form.text(c3, "phone_work", "Work phone", max_chars=30)
+        form.text(c1, "phone_mobile", "Mobile phone")
+        form.text(c2, "phone_home", "Home phone")
+        form.text(c3, "phone_work", "Work phone")
         c1, c2, c3 = st.columns(3)
         form.radio(
             c1,
@@ -175,18 +199,18 @@ def contact_tab(record: cr.ClientRecord, can_edit: bool, is_minor: bool) -> None
         form.check(c2, "text_ok", "Text messages OK")
         form.check(c3, "voicemail_ok", "Voicemail OK")
         c1, c2 = st.columns([2, 1])
-        form.text(c1, "email", "Email", max_chars=254)
+        form.text(c1, "email", "Email")
         form.check(c2, "email_ok", "Email OK (consent)")
         st.markdown("**Emergency contact**")
         c1, c2, c3 = st.columns(3)
         form.text(c1, "emergency_name", "Name")
-        form.text(c2, "emergency_relationship", "Relationship", max_chars=40)
-        form.text(c3, "emergency_phone", "Phone", max_chars=30)
+        form.text(c2, "emergency_relationship", "Relationship")
+        form.text(c3, "emergency_phone", "Phone")
         st.markdown("**Guardian**" + (" (this client is a minor)" if is_minor else ""))
         c1, c2, c3 = st.columns(3)
         form.text(c1, "guardian_name", "Guardian name")
-        form.text(c2, "guardian_relationship", "Relationship", max_chars=40)
-        form.text(c3, "guardian_phone", "Guardian phone", max_chars=30)
+        form.text(c2, "guardian_relationship", "Relationship")
+        form.text(c3, "guardian_phone", "Guardian phone")
         form.select(
             st,
             "time_zone",
@@ -197,21 +221,20 @@ def contact_tab(record: cr.ClientRecord, can_edit: bool, is_minor: bool) -> None
         submitted = st.form_submit_button(
             "Save contact details", disabled=not can_edit, type="primary"
         )
-    if submitted:
-        values = form.values(cr.CONTACT_FIELDS)
-        _save(
-            form,
-            lambda s: cr.save_section(
-                s,
-                actor=context.actor(),
-                client_id=record.client_id,
-                section="contact",
-                values=values,
-                expected_version=form.version,
-                tz_name=context.settings().practice_time_zone,
-            ),
-            values,
-        )
+    if not submitted:
+        return
+    form.save(
+        form.changes(cr.CONTACT_FIELDS),
+        lambda session, changes, version: cr.save_section(
+            session,
+            actor=context.actor(),
+            client_id=record.client_id,
+            section="contact",
+            changes=changes,
+            expected_version=version,
+            tz_name=context.settings().practice_time_zone,
+        ),
+    )
 
 
 OTHER_PAYER = -1
@@ -246,11 +269,41 @@ def _coverage_values(view: insurance.InsuranceView) -> dict:
     return values
 
 
+COVERAGE_FIELD_LABELS = {
+    "payer": "payer",
+    "payer_name": "payer name",
+    "plan_name": "plan",
+    "member_id": "member ID",
+    "group_number": "group number",
+    "copay": "copay",
+    "subscriber_relationship": "subscriber",
+    "subscriber_name": "subscriber name",
+    "subscriber_dob": "subscriber date of birth",
+    "start_date": "coverage start",
+    "end_date": "coverage end",
+}
+INSURANCE_LABELS = {
+    "billing_type": "Billing",
+    "count": "Number of coverages",
+    **{
+        f"{i}_{field}": f"{insurance.RANK_LABELS[i]} {label}"
+        for i in range(1, insurance.MAX_COVERAGES + 1)
+        for field, label in COVERAGE_FIELD_LABELS.items()
+    },
+}
+INSURANCE_FIELDS = tuple(INSURANCE_LABELS)
+
+
 def insurance_tab(
     view: insurance.InsuranceView, client_id: int, payers: list[PayerRow], can_edit: bool
 ) -> None:
-    form = TabForm("insurance", client_id, view.version, _coverage_values(view))
-    _stale_notice(form)
+    form = RecordForm(
+        "client_insurance",
+        record_id=client_id,
+        version=view.version,
+        values=_coverage_values(view),
+        labels=INSURANCE_LABELS,
+    )
     payer_labels = {p.payer_id: p.label for p in payers}
     for c in view.coverages:  # a retired payer still shows on the coverage that uses it
         if c.payer_id is not None and c.payer_id not in payer_labels:
@@ -262,6 +315,7 @@ def insurance_tab(
             return "Other — not in the payer list (type the name)"
         return payer_labels.get(pid, "Choose a payer…")
 
+    form.banner()
     # Outside the form: choosing self-pay/insurance and the number of coverages redraws it.
     form.radio(
         st,
@@ -272,16 +326,20 @@ def insurance_tab(
         horizontal=True,
     )
     insured = form.value("billing_type") == "insurance"
-    count = form.default("count")
+    count = form.start("count")
     if insured:
         b1, b2, _ = st.columns([1, 1, 3])
-        if count < insurance.MAX_COVERAGES and b1.button("Add a coverage", disabled=not can_edit):
-            form.set_default("count", count + 1)
+        if count < insurance.MAX_COVERAGES and b1.button(
+            "Add a coverage", disabled=not can_edit, key=form.prefix + "add"
+        ):
+            form.set_start("count", count + 1)
             st.rerun()
-        if count > 1 and b2.button("Remove the last coverage", disabled=not can_edit):
-            form.set_default("count", count - 1)
+        if count > 1 and b2.button(
+            "Remove the last coverage", disabled=not can_edit, key=form.prefix + "remove"
+        ):
+            form.set_start("count", count - 1)
             st.rerun()
-    with st.form(f"{form.prefix}form", border=False):
+    with st.form(form.prefix + "form", border=False):
         form.error_slot("coverages")
         if insured:
             for i in range(1, count + 1):
@@ -298,9 +356,9 @@ def insurance_tab(
                     (c2, "member_id", "Member ID"),
                     (c3, "group_number", "Group number"),
                 ):
-                    form.text(col, f"{i}_{fld}", label, max_chars=40)
+                    form.text(col, f"{i}_{fld}", label)
                     form.error_slot(p + fld, col)
-                form.text(c4, f"{i}_copay", "Copay ($)", max_chars=10)
+                form.text(c4, f"{i}_copay", "Copay ($)")
                 form.error_slot(p + "copay_cents", c4)
                 c1, c2, c3 = st.columns(3)
                 form.select(
@@ -341,7 +399,7 @@ def insurance_tab(
             payer = form.value(f"{i}_payer")
             coverages.append(
                 insurance.CoverageInput(
-                    coverage_id=form.default(f"{i}_id"),
+                    coverage_id=form.start(f"{i}_id"),
                     payer_id=payer if payer not in (0, OTHER_PAYER) else None,
                     payer_name=(form.value(f"{i}_payer_name") or "")
                     if payer == OTHER_PAYER
@@ -362,20 +420,17 @@ def insurance_tab(
         st.error("Nothing was saved: correct the fields marked above.")
         return
     billing_type = form.value("billing_type")
-
-    def save(session):
-        new_version = insurance.save_insurance(
+    # The version check makes "what the form showed" the stored coverages, so the coverages
+    # as they stand in the form are the stored ones with exactly the user's changes applied.
+    form.save(
+        form.changes(INSURANCE_FIELDS),
+        lambda session, changes, version: insurance.save_insurance(
             session,
             actor=context.actor(),
             client_id=client_id,
             billing_type=billing_type,
             coverages=coverages,
-            expected_version=form.version,
+            expected_version=version,
             tz_name=context.settings().practice_time_zone,
-        )
-        fresh = insurance.get_insurance(session, actor=context.actor(), client_id=client_id)
-        saved_values.update(_coverage_values(fresh))
-        return new_version
-
-    saved_values: dict = {}
-    _save(form, save, saved_values)
+        ),
+    )

@@ -12,17 +12,14 @@ import re
 from datetime import date
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from lib import intake
-from lib.client_record import StaleEdit
-from lib.db import read_session, transaction
+from lib.db import read_session
 from lib.policy import allowed
 from lib.timeutil import local_text
-from lib.validation import ValidationError
 from ui import context
-from ui.client_form import TabForm
+from ui.record_form import RecordForm
 
 # Only what can start Markdown in a label or caption is escaped: screen readers read the raw
 # string (the aria-label), so ordinary punctuation stays as typed.
@@ -78,17 +75,11 @@ def question_input(
     label = literal(question.label) + (" *" if question.required else "")
     kind = question.qtype
     if kind == "short_text":
-        value = where.text_input(
-            label, value=default or "", key=key, max_chars=intake.SHORT_TEXT_MAX, disabled=disabled
-        )
+        value = where.text_input(label, value=default or "", key=key, disabled=disabled)
     elif kind == "long_text":
-        value = where.text_area(
-            label, value=default or "", key=key, max_chars=intake.LONG_TEXT_MAX, disabled=disabled
-        )
+        value = where.text_area(label, value=default or "", key=key, disabled=disabled)
     elif kind == "number":
-        value = where.text_input(
-            label, value=default or "", key=key, max_chars=30, disabled=disabled
-        )
+        value = where.text_input(label, value=default or "", key=key, disabled=disabled)
     elif kind == "date":
         value = where.date_input(
             label,
@@ -162,33 +153,29 @@ def render(client_id: int) -> None:
     if not rows:
         st.info("The practice has no intake questions yet (Settings › Intake questions).")
         return
-    form = TabForm(
-        "intake",
-        client_id,
-        0,
-        {
+    versions = {r.question_id: r.version for r in rows}
+    form = RecordForm(
+        "client_intake",
+        record_id=client_id,
+        # Answer versions only grow, so their sum changes whenever any answer is saved.
+        version=sum(versions.values()),
+        values={
             **{f"q{r.question_id}": widget_value(r.qtype, r.value) for r in rows},
-            "_versions": {r.question_id: r.version for r in rows},
+            "_versions": versions,  # each answer's version as shown: what a save checks
         },
+        labels={f"q{r.question_id}": r.question.label for r in rows},
     )
-    stale = st.session_state.get(f"{form.prefix}stale")
-    if stale:
-        st.error(stale)
-        st.caption("Your edits are still in the form below. Copy what you need, then reload.")
-        if st.button("Reload", key=f"{form.prefix}reload", icon=":material/refresh:"):
-            form.reload()
-            st.rerun()
+    form.banner()
     answered = sum(1 for r in rows if r.source)
     st.caption(f"{answered} of {len(rows)} questions answered.")
     can_edit = allowed(actor, "intake.edit")
-    values: dict[int, Any] = {}
-    with st.form(f"{form.prefix}form", border=False):
+    with st.form(form.prefix + "form", border=False):
         for r in rows:
             field = f"q{r.question_id}"
-            values[r.question_id] = question_input(
+            question_input(
                 r.question,
                 key=form.key(field),
-                default=form.default(field),
+                default=form.start(field),
                 disabled=not can_edit,
             )
             note = _provenance(r, tz) + ("" if r.active else " · retired question")
@@ -199,31 +186,23 @@ def render(client_id: int) -> None:
         )
     if not submitted:
         return
-    changed = {qid: v for qid, v in values.items() if _blank(v) != _blank(form.default(f"q{qid}"))}
-    if not changed:
-        st.info("Nothing changed.")
-        return
-    versions = form.default("_versions") or {}
-    try:
-        with transaction(context.engine()) as session:
-            intake.save_answers(
-                session,
-                actor=actor,
-                client_id=client_id,
-                answers=changed,
-                expected_versions={qid: versions.get(qid, 0) for qid in changed},
-                tz_name=tz,
-            )
-    except ValidationError as exc:
-        form.show_errors(exc.errors)
-        st.error("Nothing was saved: correct the answers marked above.")
-    except StaleEdit as exc:
-        st.session_state[f"{form.prefix}stale"] = str(exc)
-        st.rerun()
-    else:
-        form.reload()
-        st.toast("Saved.", icon=":material/check:")
-        st.rerun()
+    changes = {
+        field: value
+        for field, value in form.changes(f"q{r.question_id}" for r in rows).items()
+        if _blank(value) != _blank(form.shown(field))
+    }
+    shown_versions = form.shown("_versions")
+    form.save(
+        changes,
+        lambda session, changes, _version: intake.save_answers(
+            session,
+            actor=actor,
+            client_id=client_id,
+            answers={int(f[1:]): v for f, v in changes.items()},
+            expected_versions={int(f[1:]): shown_versions.get(int(f[1:]), 0) for f in changes},
+            tz_name=tz,
+        ),
+    )
 
 
 def public_intake_url(this_page: str) -> str:
@@ -245,17 +224,7 @@ def submission_view(detail: intake.SubmissionDetail, tz: str) -> None:
         f"Email: {row.email or '—'}\n"
         f"Phone: {row.phone or '—'}"
     )
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "Question": a.label + (" (retired)" if a.retired else ""),
-                    "Answer": a.answer_text,
-                }
-                for a in detail.answers
-            ],
-            columns=["Question", "Answer"],
-        ),
-        hide_index=True,
-        width="stretch",
-    )
+    # Every answer in full, however long: a reviewer reads it all before accepting.
+    for a in detail.answers:
+        st.caption(literal(a.label + (" (retired)" if a.retired else "")))
+        st.text(a.answer_text or "—")

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from lib import mail, portal, reminders
-from lib.client_record import StaleEdit
+from lib.edits import StaleEdit
 from lib.db import read_session, transaction
 from lib.policy import PermissionDenied, allowed
 from lib.timeutil import local_text
