@@ -1,4 +1,4 @@
-"""A first-come, first-served gate for writers (used by ``lib.db``'s write door)."""
+"""A first-come, first-served gate (``lib.db`` queues writers, and SQLite readers, here)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,11 @@ class FairGate:
             self._held[me] = 1
         self.release()  # the slot arrived just as we gave up: pass it on
         return False
+
+    def held_here(self) -> bool:
+        """Does the calling thread hold a slot?"""
+        with self._lock:
+            return threading.get_ident() in self._held
 
     def release(self) -> None:
         me = threading.get_ident()

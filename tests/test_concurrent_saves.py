@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from lib import clients, postings
 from lib.config import load_settings
 from lib.db import (
+    SQLITE_READS_AT_ONCE,
     DatabaseBusy,
     Limits,
     make_engine,
@@ -260,16 +261,17 @@ def test_errors_other_than_lock_conflicts_are_not_retried(engine, people):
     assert calls == [1, 2]
 
 
-def test_32_colleagues_opening_screens_at_the_same_moment_all_get_a_connection(engine):
-    colleagues = 32
-    all_inside = threading.Barrier(colleagues, timeout=20)
+def _colleagues_at_once(engine, colleagues: int, inside: threading.Barrier | None) -> list[str]:
+    start = threading.Barrier(colleagues, timeout=20)
     failures: list[str] = []
 
     def open_screen() -> None:
         try:
+            start.wait()
             with read_session(engine) as session:
                 session.execute(select(func.count()).select_from(Client)).scalar()
-                all_inside.wait()  # every colleague holds a connection at this moment
+                if inside is not None:
+                    inside.wait()  # every colleague holds a connection at this moment
                 session.execute(select(func.count()).select_from(AuditEntry)).scalar()
         except Exception as exc:
             failures.append(type(exc).__name__)
@@ -279,7 +281,49 @@ def test_32_colleagues_opening_screens_at_the_same_moment_all_get_a_connection(e
         t.start()
     for t in threads:
         t.join()
-    assert failures == []
+    return failures
+
+
+def test_32_colleagues_opening_screens_at_the_same_moment_are_all_served(engine):
+    assert _colleagues_at_once(engine, 32, inside=None) == []
+
+
+@pytest.mark.parametrize("db_kind", ["postgresql"])
+def test_32_colleagues_can_hold_a_postgresql_connection_at_the_same_moment(engine):
+    """The pool is sized for the server's threads (Streamlit: one per busy session)."""
+    assert _colleagues_at_once(engine, 32, inside=threading.Barrier(32, timeout=20)) == []
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite"])
+def test_a_read_inside_a_save_never_waits_for_the_readers(engine, people):
+    """SQLite admits a few reads at a time; a save that reads is never stuck behind them."""
+    actor, (client_id, _, _) = people
+    readers_in, let_readers_go = threading.Barrier(SQLITE_READS_AT_ONCE + 1), threading.Event()
+
+    def reader() -> None:
+        with read_session(engine) as session:
+            session.execute(select(func.count()).select_from(Client)).scalar()
+            readers_in.wait(timeout=20)
+            let_readers_go.wait(timeout=30)
+
+    readers = [threading.Thread(target=reader) for _ in range(SQLITE_READS_AT_ONCE)]
+    for t in readers:
+        t.start()
+    readers_in.wait(timeout=20)  # every read slot is taken
+
+    def save_that_reads(session: Session):
+        result = pay(actor, client_id, "inside-1")(session)
+        with read_session(engine) as again:
+            again.execute(select(func.count()).select_from(Client)).scalar()
+        return result
+
+    try:
+        assert isinstance(write(engine, save_that_reads), postings.PostingResult)
+    finally:
+        let_readers_go.set()
+        for t in readers:
+            t.join()
+    assert entries(engine, "inside-") == ["inside-1"]
 
 
 def test_reads_are_served_while_saves_queue_behind_a_lock(engine, db_kind, db_url, people):
