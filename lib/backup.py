@@ -9,6 +9,7 @@ manifest with each member's SHA-256. ``lib.restore`` puts one back and checks it
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -160,7 +161,7 @@ def create_backup(settings: Settings, *, to: Path | None = None) -> BackupResult
             "database": {"name": staged.name, "sha256": sha256_of(staged)},
             "files": {},
         }
-        partial = to.with_name(to.name + ".partial")
+        partial = Path(tmp) / "archive.tar.gz"  # moved into place only once complete
         fd = os.open(partial, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
             tar.add(staged, arcname=staged.name, filter=_owner_only)
@@ -171,12 +172,12 @@ def create_backup(settings: Settings, *, to: Path | None = None) -> BackupResult
                     content = path.read_bytes()
                     info = tarfile.TarInfo(name)
                     info.size, info.mode, info.mtime = len(content), 0o600, int(time.time())
-                    tar.addfile(info, _Bytes(content))
+                    tar.addfile(info, io.BytesIO(content))
                     manifest["files"][name] = hashlib.sha256(content).hexdigest()
             blob = json.dumps(manifest, indent=2, sort_keys=True).encode()
             info = tarfile.TarInfo(MANIFEST)
             info.size, info.mode, info.mtime = len(blob), 0o600, int(time.time())
-            tar.addfile(info, _Bytes(blob))
+            tar.addfile(info, io.BytesIO(blob))
         os.replace(partial, to)
     return BackupResult(
         path=to,
@@ -186,18 +187,6 @@ def create_backup(settings: Settings, *, to: Path | None = None) -> BackupResult
         size_bytes=to.stat().st_size,
         seconds=time.monotonic() - started,
     )
-
-
-class _Bytes:
-    """A minimal file object over bytes for ``TarFile.addfile``."""
-
-    def __init__(self, content: bytes):
-        self._content, self._at = content, 0
-
-    def read(self, size: int = -1) -> bytes:
-        end = len(self._content) if size < 0 else self._at + size
-        chunk, self._at = self._content[self._at : end], min(end, len(self._content))
-        return chunk
 
 
 def _owner_only(info: tarfile.TarInfo) -> tarfile.TarInfo:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import tarfile
 import tempfile
@@ -216,8 +217,8 @@ def _verify(engine: Engine, checks: list[str], *, reconciled: bool = True) -> tu
             result = reconcile(session, actor=None)
             if not result.ok:
                 raise BackupError(
-                    "The restored ledger does not reconcile "
-                    f"({len(result.mismatches)} clients disagree); nothing was replaced."
+                    "The backup's ledger does not reconcile "
+                    f"({len(result.mismatches)} clients disagree): do not use this backup."
                 )
             checks.append(
                 f"reconciled: ledger = balances = aging over {result.clients_checked:,} clients"
@@ -321,9 +322,14 @@ def _restore_sqlite(settings: Settings, database: Path, checks: list[str]) -> No
         conn.close()
     target = sqlite_path(settings.database_url)
     private_dir(target.parent)
-    _release_sqlite_file(target)
     database.chmod(0o600)
-    os.replace(database, target)
+    if database.stat().st_dev != target.parent.stat().st_dev:  # another disk: copy next to it
+        near = target.with_name(f".{target.name}.restoring")
+        shutil.copyfile(database, near)
+        near.chmod(0o600)
+        database = near
+    _release_sqlite_file(target)
+    os.replace(database, target)  # one atomic rename: the database is old or new, never half
 
 
 def _restore_postgresql(settings: Settings, owner: Engine, dump: Path) -> None:

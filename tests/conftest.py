@@ -7,7 +7,7 @@ local server; every database this creates is dropped at the end.
 
 On PostgreSQL the setup is the one the README recommends for production: the databases belong to
 an owner role that runs the migrations, and the tests connect as the app's role, which may only
-INSERT and SELECT the audit log and the ledger (``lib.db.grant_app_access``). Roles are
+INSERT and SELECT the audit log and the ledger (``lib.migrate.grant_app_access``). Roles are
 cluster-wide: both are created if missing (safely when parallel runs race) and never dropped.
 """
 
