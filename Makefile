@@ -25,10 +25,14 @@ seed: migrate
 		$(BIN)/python -m lib.cli seed-demo --if-empty --clients $(CLIENTS); \
 	fi
 
+# The worker (email outbox, reminders) runs next to the app; stopping either stops both.
 run: seed
 	@if [ "$(CLIENTDESK_DEMO)" = "1" ]; then $(BIN)/python -m lib.cli demo-logins; fi
 	@echo "Serving ClientDesk on http://localhost:$(PORT)"
-	umask 077 && $(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true
+	@umask 077; $(BIN)/python -m lib.cli worker & worker=$$!; \
+	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true & app=$$!; \
+	trap 'kill $$app $$worker 2>/dev/null' INT TERM; \
+	wait $$app; kill $$worker 2>/dev/null; wait
 
 test: venv
 	$(BIN)/pytest -n 2 --dist loadgroup -p no:cacheprovider

@@ -7,7 +7,9 @@ demo-logins    print the demo logins as a table
 create-user    create a staff account (the first admin: ``--role admin``)
 reset-password set a new password for a staff account
 reconcile      check ledger = stored balances = aging; exit 1 when anything disagrees
-send-reminders send due appointment reminders (``--now ISO`` to act as if it were then)
+send-reminders queue due appointment reminders and send the email outbox once
+               (``--now ISO`` to act as if it were then)
+worker         run until stopped: send the email outbox and due reminders every minute
 check          exit 0 when the database is reachable and migrated
 backup         write one archive of the database and data/ (``--to FILE``), online
 restore        restore such an archive (``--force`` replaces a target that holds data)
@@ -18,12 +20,14 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from sqlalchemy import func, select
 
-from lib import auth, backup, mail, restore
+from lib import auth, backup, mail, restore, worker
 from lib.config import load_settings
 from lib.db import DatabaseNotReady, check_ready, make_engine, read_session, transaction
 from lib.demo import DEMO_LOGINS, seed_demo
@@ -32,7 +36,7 @@ from lib.models import Client
 from lib.money import format_cents
 from lib.policy import ALL_ROLES
 from lib.reconcile import reconcile
-from lib.reminder_sender import parse_instant, send_due_reminders
+from lib.reminder_sender import parse_instant
 
 
 def _engine():
@@ -164,14 +168,47 @@ def cmd_send_reminders(args) -> int:
     except ValueError:
         print("--now must be an ISO date and time, like 2026-12-01T09:00.", file=sys.stderr)
         return 2
-    run = send_due_reminders(
+    done = worker.run_round(
         engine,
         now=now,
         mail_settings=mail.mail_settings(settings.data_dir),
         practice_tz=settings.practice_time_zone,
     )
-    print(run.summary())
-    return 1 if run.failed else 0
+    print(done.reminders.summary())
+    delivery = done.delivery
+    print(
+        f"Emails sent: {delivery.sent}. Failed, trying again later: {delivery.retrying}. "
+        f"Failed for good: {delivery.failed}."
+    )
+    return 1 if done.reminders.failed or delivery.retrying or delivery.failed else 0
+
+
+def cmd_worker(args) -> int:
+    """Runs until SIGTERM or Ctrl-C, then exits 0 once the message in hand is recorded."""
+    if args.interval <= 0 or args.poll <= 0:
+        print("--interval and --poll must be positive numbers of seconds.", file=sys.stderr)
+        return 2
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    check_ready(engine)
+    stop = threading.Event()
+
+    def request_stop(_signum, _frame) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    worker.run_forever(
+        engine,
+        mail_settings=mail.mail_settings(settings.data_dir),
+        practice_tz=settings.practice_time_zone,
+        stop=stop,
+        interval=args.interval,
+        poll=min(args.poll, args.interval),
+        say=lambda line: print(line, flush=True),
+    )
+    engine.dispose()
+    return 0
 
 
 def cmd_backup(args) -> int:
@@ -222,11 +259,27 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_reconcile
     )
     sub.add_parser("demo-logins", help="print the demo logins").set_defaults(func=cmd_demo_logins)
-    remind = sub.add_parser("send-reminders", help="send due appointment reminders")
+    remind = sub.add_parser(
+        "send-reminders", help="queue due appointment reminders and send the email outbox once"
+    )
     remind.add_argument(
         "--now", help="act as if it were this ISO time (no offset: the practice's time zone)"
     )
     remind.set_defaults(func=cmd_send_reminders)
+    work = sub.add_parser("worker", help="send email and reminders until stopped (SIGTERM)")
+    work.add_argument(
+        "--interval",
+        type=float,
+        default=worker.DEFAULT_INTERVAL,
+        help="seconds between reminder rounds and heartbeats (default 60)",
+    )
+    work.add_argument(
+        "--poll",
+        type=float,
+        default=worker.DEFAULT_POLL,
+        help="seconds between looks at the email outbox (default 10)",
+    )
+    work.set_defaults(func=cmd_worker)
     create = sub.add_parser("create-user", help="create a staff account")
     create.add_argument("--role", required=True, choices=ALL_ROLES)
     create.add_argument("--username", required=True)

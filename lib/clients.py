@@ -93,6 +93,32 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+SEARCH_MAX_CHARS = 100
+SEARCH_MAX_WORDS = 8
+
+
+@dataclass(frozen=True)
+class CappedSearch:
+    text: str  # what is searched for
+    note: str  # "" when that is the whole search; else what was left out, to show the user
+
+
+def cap_search(query: str) -> CappedSearch:
+    """The search as the database gets it: at most ``SEARCH_MAX_WORDS`` words and
+    ``SEARCH_MAX_CHARS`` characters. No name, phone, email, date or number is longer, and a
+    pasted page would otherwise become one condition per word, more than SQLite accepts."""
+    text = (query or "").strip()
+    note = ""
+    words = [w for w in re.split(r"[\s,]+", text) if w]
+    if len(words) > SEARCH_MAX_WORDS:
+        text = " ".join(words[:SEARCH_MAX_WORDS])
+        note = f"Only the first {SEARCH_MAX_WORDS} words of the search are used."
+    if len(text) > SEARCH_MAX_CHARS:
+        text = text[:SEARCH_MAX_CHARS].strip()
+        note = f"Only the first {SEARCH_MAX_CHARS} characters of the search are used."
+    return CappedSearch(text, note)
+
+
 def search_condition(query: str):
     """Every way the search box can match a client; None when the query is blank."""
     q = (query or "").strip()
@@ -152,6 +178,7 @@ class ClientListResult:
     count: int
     totals: ClientListTotals | None  # None for roles without billing rights
     shows_balances: bool
+    search_note: str = ""  # set when only part of a very long search was used (cap_search)
 
 
 SORTS = {
@@ -224,7 +251,8 @@ def list_clients(
         if oldest is not None:
             in_bucket.append(OpenCharge.service_date >= oldest)
         conditions.append(exists().where(*in_bucket))
-    matched = search_condition(query)
+    search = cap_search(query)
+    matched = search_condition(search.text)
     if matched is not None:
         # Find the matching ids first (an index-only scan of ix_clients_search), then read
         # just those rows; one query over all columns makes the planner scan the wide rows.
@@ -322,7 +350,13 @@ def list_clients(
                 **money,
             )
         )
-    return ClientListResult(rows=rows, count=count, totals=totals, shows_balances=shows_balances)
+    return ClientListResult(
+        rows=rows,
+        count=count,
+        totals=totals,
+        shows_balances=shows_balances,
+        search_note=search.note,
+    )
 
 
 def clinician_choices(session: Session) -> list[tuple[int, str]]:

@@ -16,6 +16,7 @@ import json
 import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Engine
@@ -42,7 +43,7 @@ from lib.models import (
     ReminderSetting,
     Service,
 )
-from lib.timeutil import utcnow
+from lib.timeutil import practice_today, utcnow
 
 # Role | Username | Password — printed by `make run` and listed in the README.
 DEMO_LOGINS = (
@@ -380,11 +381,11 @@ def seed_demo(
     with_logins: bool = True,
 ) -> SeedSummary:
     """Load the demo practice into an empty, migrated database."""
-    started = datetime.now()
+    started = monotonic()
     # The seeding instant follows ``today`` when one is given: the same seed and day then give
     # the same practice, and no record (e.g. a status change) is dated after the demo's today.
     now = utcnow() if today is None else datetime.combine(today, time(23, 0), tzinfo=UTC)
-    today = today or date.today()
+    today = today or practice_today()
     rng = random.Random(seed)
     with Session(engine) as session:
         if session.scalar(select(func.count()).select_from(Client)):
@@ -589,7 +590,7 @@ def seed_demo(
         )
         session.flush()
         session.close()
-    seconds = (datetime.now() - started).total_seconds()
+    seconds = monotonic() - started
     return SeedSummary(clients, counts["appointments"], counts["ledger"], seconds)
 
 

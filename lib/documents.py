@@ -4,9 +4,11 @@ Every form, statement, receipt, invitation and reminder sent to a client is one 
 ``document_log``: when (stored UTC), who sent it, to which address, which forms and files, over
 which channel, and how it went (queued, sent, failed, with the error).
 
-A form send is written as "queued" and committed before the mail server is contacted, then
-updated with the outcome in a second transaction. So a crash mid-send leaves an honest "queued"
-row rather than nothing, and no database write lock is held while an SMTP server is slow.
+Every email is queued: its "queued" row and the message itself (``lib.outbox``) are committed
+together, and the worker (``lib.worker``) sends it and updates the row to sent, or to failed
+with the reason, after retrying. So no database write lock is held while a mail server is
+slow, and nothing is lost when the app stops half-way. Statements made as a PDF for staff
+are "generated", not sent.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from lib import audit, forms, mail
+from lib import audit, forms, mail, outbox
 from lib.clients import display_name, fold
 from lib.db import transaction
 from lib.models import Client, DocumentLogEntry, PracticeSetting, User
@@ -33,7 +35,7 @@ from lib.policy import (
     require_client_access,
     sees_only_own_clients,
 )
-from lib.timeutil import as_utc, utcnow
+from lib.timeutil import as_utc
 from lib.validation import FieldError, ValidationError, clean_email
 
 KIND_LABELS = {
@@ -43,11 +45,15 @@ KIND_LABELS = {
     "invitation": "Portal invitation",
     "reminder": "Reminder",
 }
-STATUS_LABELS = {"queued": "Queued", "sent": "Sent", "failed": "Failed"}
+STATUS_LABELS = {
+    "queued": "Queued",
+    "sent": "Sent",
+    "failed": "Failed",
+    "generated": "Generated",
+}
+WAITING_LABEL = "Queued (no provider)"  # a text or voice call with nobody to hand it to
 CHANNEL_LABELS = {"email": "Email", "pdf": "PDF", "sms": "Text", "voice": "Voice"}
 NAME_SEPARATOR = "; "
-# A "queued" row older than this is taken to be stuck (the app stopped mid-send): resendable.
-STUCK_AFTER = timedelta(minutes=15)
 # Raw attachment bytes per email; base64 makes them a third bigger, and most mail servers
 # refuse messages over 25 MB.
 MAX_EMAIL_ATTACHMENT_BYTES = 18 * 1024 * 1024
@@ -84,10 +90,18 @@ class LogPage:
     total: int  # rows matching the filters, of which ``rows`` is one page
 
 
-def _resendable(actor: Actor, entry: DocumentLogEntry, now: datetime) -> bool:
+def _resendable(actor: Actor, entry: DocumentLogEntry) -> bool:
+    """A queued form is still on its way (the outbox retries it): resending would send it
+    twice."""
     if entry.kind != "form" or not allowed(actor, "documents.send"):
         return False
-    return entry.status != "queued" or as_utc(entry.sent_at) < now - STUCK_AFTER
+    return entry.status != "queued"
+
+
+def _status_label(entry: DocumentLogEntry) -> str:
+    if entry.status == "queued" and entry.channel in outbox.WAITING_FOR_PROVIDER:
+        return WAITING_LABEL
+    return STATUS_LABELS.get(entry.status, entry.status)
 
 
 def _client_filter(query: str) -> list:
@@ -174,7 +188,6 @@ def search_log(
         .limit(limit)
         .offset(offset)
     ).all()
-    now = utcnow()
     return LogPage(
         rows=[
             DocumentRow(
@@ -191,10 +204,10 @@ def search_log(
                 attachments=d.attachment_names,
                 channel=CHANNEL_LABELS.get(d.channel, d.channel),
                 status_key=d.status,
-                status=STATUS_LABELS.get(d.status, d.status),
+                status=_status_label(d),
                 error=d.error,
                 resend_of_id=d.resend_of_id,
-                can_resend=_resendable(actor, d, now),
+                can_resend=_resendable(actor, d),
             )
             for d, c, sender in rows
         ],
@@ -260,9 +273,9 @@ class EmailPreview:
 @dataclass(frozen=True)
 class SendOutcome:
     entry_id: int
-    status: str  # "sent" or "failed"
+    status: str  # "queued" (the worker sends it within a minute) or "failed"
     error: str
-    sent_at: datetime
+    sent_at: datetime  # when it was queued
     recipient: str
 
 
@@ -274,7 +287,9 @@ def _client(session: Session, actor: Actor, client_id: int, action: str) -> Clie
     return client
 
 
-def _recipient(client: Client) -> Recipient:
+def email_recipient(client: Client) -> Recipient:
+    """The client's own address, if they agreed to be emailed; else why not (spec: forms
+    and statements go only to the client's address with email consent)."""
     if not client.email:
         return Recipient("", "The client has no email address (Contact tab).")
     try:
@@ -290,7 +305,7 @@ def _recipient(client: Client) -> Recipient:
 
 def recipient_for(session: Session, *, actor: Actor, client_id: int) -> Recipient:
     """Where forms to this client would go, or why they cannot be emailed."""
-    return _recipient(_client(session, actor, client_id, "documents.send"))
+    return email_recipient(_client(session, actor, client_id, "documents.send"))
 
 
 def _practice_name(session: Session) -> str:
@@ -327,7 +342,7 @@ def _prepare(
 ) -> tuple[Client, EmailPreview, list[forms.AttachmentRow]]:
     client = _client(session, actor, client_id, "documents.send")
     errors: dict[str, str] = {}
-    recipient = _recipient(client)
+    recipient = email_recipient(client)
     if recipient.problem:
         errors["recipient"] = recipient.problem
     wanted = tuple(dict.fromkeys(form_ids))
@@ -376,53 +391,26 @@ def preview_forms(
     return _prepare(session, actor, client_id, tuple(form_ids))[1]
 
 
-def _log(
+def _audit_send(
     session: Session,
     *,
     actor: Actor,
+    queued: outbox.Queued,
     client_id: int,
-    recipient: str,
-    form_names: str,
-    attachment_names: str,
-    status: str,
-    error: str = "",
-    resend_of_id: int | None = None,
-) -> DocumentLogEntry:
-    entry = DocumentLogEntry(
-        client_id=client_id,
-        kind="form",
-        sent_at=utcnow(),
-        sender_user_id=actor.user_id,
-        recipient=recipient[:254],
-        form_names=form_names[:500],
-        attachment_names=attachment_names[:1000],
-        channel="email",
-        status=status,
-        error=error[:500],
-        resend_of_id=resend_of_id,
-    )
-    session.add(entry)
-    session.flush()
+    form_count: int,
+    resend_of_id: int | None,
+) -> None:
     audit.record(
         session,
         actor=actor,
         action="documents.send",
         entity="document_log",
-        entity_id=entry.id,
+        entity_id=queued.document_id,
         client_id=client_id,
-        after={"status": status, "resend_of_id": resend_of_id},
-        detail=f"forms={len(form_names.split(NAME_SEPARATOR))} status={status}",
+        after={"status": queued.status, "resend_of_id": resend_of_id},
+        detail=f"forms={form_count} status={queued.status}",
+        at=queued.queued_at,
     )
-    return entry
-
-
-@dataclass(frozen=True)
-class QueuedSend:
-    entry_id: int
-    queued_at: datetime
-    preview: EmailPreview
-    attachments: tuple[mail.Attachment, ...]
-    error: str  # set when the send failed before any mail server was contacted
 
 
 def queue_forms(
@@ -431,15 +419,17 @@ def queue_forms(
     actor: Actor,
     client_id: int,
     form_ids: tuple[int, ...],
+    settings: mail.MailSettings,
     data_dir: Path,
     expected_fingerprint: str | None = None,
     resend_of_id: int | None = None,
-) -> QueuedSend:
-    """Write the "queued" log row and load the attachments (checksums verified).
+) -> SendOutcome:
+    """Queue one email with the chosen forms (attachments read and checksum-verified now),
+    logged as "queued"; the worker sends it.
 
     Raises ``ValidationError`` (nothing written) when the email cannot be sent or, with
     ``expected_fingerprint``, differs from the preview the sender saw. A stored file that is
-    missing or changed is logged as a failed send.
+    missing or changed, or an address the mailer refuses, is logged as a failed send.
     """
     client, preview, files = _prepare(session, actor, client_id, tuple(form_ids))
     if expected_fingerprint is not None and expected_fingerprint != preview.fingerprint:
@@ -450,62 +440,48 @@ def queue_forms(
         original = session.get(DocumentLogEntry, resend_of_id)
         if original is None or original.client_id != client.id or original.kind != "form":
             raise ValidationError({"forms": "Only a form sent to this client can be resent."})
-    names = NAME_SEPARATOR.join(preview.form_names)
-    attachment_names = ", ".join(a.name for a in preview.attachments)
-    loaded: list[mail.Attachment] = []
-    error = ""
+    logged = {
+        "actor": actor,
+        "client_id": client.id,
+        "kind": "form",
+        "what": NAME_SEPARATOR.join(preview.form_names),
+        "attachment_names": ", ".join(a.name for a in preview.attachments),
+        "resend_of_id": resend_of_id,
+    }
     try:
-        for a in files:
-            content = forms.read_attachment(data_dir, stored_name=a.stored_name, sha256=a.sha256)
-            loaded.append(mail.Attachment(a.original_name, content, a.content_type))
+        loaded = [
+            mail.Attachment(
+                a.original_name,
+                forms.read_attachment(data_dir, stored_name=a.stored_name, sha256=a.sha256),
+                a.content_type,
+            )
+            for a in files
+        ]
+        message = mail.build_message(
+            settings,
+            to=preview.recipient,
+            subject=preview.subject,
+            body=preview.body,
+            attachments=loaded,
+        )
     except forms.AttachmentUnavailable as exc:
         error = f"not sent: {exc}; an admin should upload it again"
-    entry = _log(
+        queued = outbox.log_not_sent(session, recipient=preview.recipient, error=error, **logged)
+    except mail.MailError as exc:
+        queued = outbox.log_not_sent(session, recipient=preview.recipient, error=str(exc), **logged)
+    else:
+        queued = outbox.queue_email(session, message=message, **logged)
+    _audit_send(
         session,
         actor=actor,
+        queued=queued,
         client_id=client.id,
-        recipient=preview.recipient,
-        form_names=names,
-        attachment_names=attachment_names,
-        status="failed" if error else "queued",
-        error=error,
+        form_count=len(preview.form_names),
         resend_of_id=resend_of_id,
     )
-    return QueuedSend(entry.id, as_utc(entry.sent_at), preview, tuple(loaded), error)
-
-
-def finish_send(
-    session: Session, *, actor: Actor, entry_id: int, status: str, error: str = ""
-) -> SendOutcome:
-    """Record how a queued send went. Only a queued row changes, and only once."""
-    if status not in ("sent", "failed"):
-        raise ValueError(f"unknown outcome {status!r}")
-    entry = session.get(DocumentLogEntry, entry_id)
-    if entry is None:
-        raise PermissionDenied("There is no such document.")
-    _client(session, actor, entry.client_id, "documents.send")
-    now = utcnow()
-    changed = session.execute(
-        update(DocumentLogEntry)
-        .where(DocumentLogEntry.id == entry_id, DocumentLogEntry.status == "queued")
-        .values(status=status, error=error[:500], sent_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    session.refresh(entry)
-    if changed:
-        audit.record(
-            session,
-            actor=actor,
-            action="documents.send_result",
-            entity="document_log",
-            entity_id=entry_id,
-            client_id=entry.client_id,
-            before={"status": "queued"},
-            after={"status": status},
-            detail=error[:200],
-            at=now,
-        )
-    return SendOutcome(entry_id, entry.status, entry.error, as_utc(entry.sent_at), entry.recipient)
+    return SendOutcome(
+        queued.document_id, queued.status, queued.error, queued.queued_at, queued.recipient
+    )
 
 
 def send_forms(
@@ -519,41 +495,19 @@ def send_forms(
     expected_fingerprint: str | None = None,
     resend_of_id: int | None = None,
 ) -> SendOutcome:
-    """Queue, send and log one email with the chosen forms. Takes the engine, not a session,
-    because the queued row is committed before the mail server is contacted (see the module
-    docstring). Raises ``ValidationError`` or ``PermissionDenied`` when nothing was sent;
-    a mail failure is an outcome (``status == "failed"``), logged, not an exception."""
+    """Queue one email with the chosen forms, in its own transaction, committed when this
+    returns. Raises ``ValidationError`` or ``PermissionDenied`` when nothing was queued; an
+    attachment or address problem is an outcome (``status == "failed"``), logged."""
     with transaction(engine) as session:
-        queued = queue_forms(
+        return queue_forms(
             session,
             actor=actor,
             client_id=client_id,
             form_ids=form_ids,
+            settings=settings,
             data_dir=data_dir,
             expected_fingerprint=expected_fingerprint,
             resend_of_id=resend_of_id,
-        )
-    preview = queued.preview
-    if queued.error:
-        return SendOutcome(
-            queued.entry_id, "failed", queued.error, queued.queued_at, preview.recipient
-        )
-    try:
-        message = mail.build_message(
-            settings,
-            to=preview.recipient,
-            subject=preview.subject,
-            body=preview.body,
-            attachments=list(queued.attachments),
-        )
-    except mail.MailError as exc:
-        status, error = "failed", str(exc)
-    else:
-        result = mail.send(settings, message)
-        status, error = result.status, result.error
-    with transaction(engine) as session:
-        return finish_send(
-            session, actor=actor, entry_id=queued.entry_id, status=status, error=error
         )
 
 
@@ -574,8 +528,10 @@ def resend_plan(session: Session, *, actor: Actor, entry_id: int) -> ResendPlan:
     _client(session, actor, entry.client_id, "documents.send")
     if entry.kind != "form":
         return ResendPlan(entry_id, entry.client_id, (), "Only emailed forms can be resent here.")
-    if not _resendable(actor, entry, utcnow()):
-        return ResendPlan(entry_id, entry.client_id, (), "This send is still in progress.")
+    if not _resendable(actor, entry):
+        return ResendPlan(
+            entry_id, entry.client_id, (), "This email is still queued: the worker sends it."
+        )
     wanted = entry.form_names.split(NAME_SEPARATOR)
     by_name = {f.name: f.form_id for f in forms.list_forms(session, actor=actor)}
     missing = [n for n in wanted if n not in by_name]

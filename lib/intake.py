@@ -9,6 +9,12 @@ multiple choice as a list of options in the question's order, and ``null`` for "
 Every saved change to the questions writes a snapshot of the whole set
 (``IntakeQuestionSetVersion``); answers and submissions remember the snapshot they were given
 under, so a later rewording never changes what a person was asked.
+
+The public page is limited per client address and practice-wide (``lib.intake_limits``) and
+has a honeypot: a field people do not see. A submission that fills it in is thanked like any
+other but lands under Spam, not in the review queue (a reviewer can move it back: a browser's
+autofill may fill in a field a person cannot see). Reviewers reject or mark as spam many
+submissions at once.
 """
 
 from __future__ import annotations
@@ -18,15 +24,15 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lib import audit, clients
+from lib import audit, clients, intake_limits
 from lib.client_record import ClientNotFound
 from lib.edits import StaleEdit, last_change, refuse_if_stale
 from lib.models import (
@@ -62,7 +68,12 @@ TYPE_LABELS = {
 }
 CHOICE_TYPES = ("single_choice", "multiple_choice")
 SOURCE_LABELS = {"staff": "Staff", "anonymous_signup": "Anonymous signup"}
-STATUS_LABELS = {"pending": "Pending", "accepted": "Accepted", "rejected": "Rejected"}
+STATUS_LABELS = {
+    "pending": "Pending",
+    "accepted": "Accepted",
+    "rejected": "Rejected",
+    "spam": "Spam",
+}
 
 LABEL_MAX = 300
 HELP_MAX = 500
@@ -74,18 +85,14 @@ NUMBER_LIMIT = Decimal("1e12")
 DATE_MIN, DATE_MAX = date(1900, 1, 1), date(2100, 12, 31)
 REASON_MAX = 300
 
-# The public page's limits. The total is counted in the database, so it holds across replicas;
-# the per-session limit is kept by the page in the browser session's state.
-TOTAL_PER_MINUTE = 10
-SESSION_LIMIT = 3
-SESSION_WINDOW = timedelta(hours=1)
-_SUBMISSION_LOCK = 7_420_601  # PostgreSQL advisory lock: one submission counts at a time
+HONEYPOT_REASON = "Automatic: the form's hidden field was filled in, as programs do."
+SPAM_REASON = "Marked as spam"
+BULK_LIMIT = 500  # submissions one bulk action may review (the queue shows at most 500)
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 
 
-class RateLimited(Exception):
-    """Too many submissions; the message is safe to show on the public page."""
+RateLimited = intake_limits.RateLimited
 
 
 class SubmissionNotFound(LookupError):
@@ -715,7 +722,8 @@ def save_answers(
     """Save staff edits to a client's answers; returns question id -> new answer version.
 
     ``answers`` maps question id to the value from the form (only changed ones need be sent);
-    ``expected_versions`` the answer versions shown (0: there was no answer). Values are
+    ``expected_versions`` the answer versions the form showed (0: no answer) — give every
+    answer shown, and a save is refused if any of them changed since. Values are
     checked by type; an answered required question cannot be emptied, but staff need not fill
     every required question at once. Raises ``ValidationError`` (keys ``q<id>``),
     ``StaleEdit`` (someone changed one of these answers since; nothing written) or
@@ -753,7 +761,8 @@ def save_answers(
             changes[question_id] = value
     if errors:
         raise ValidationError(errors)
-    for question_id in changes:
+    # The tab as a whole was shown at these versions: any answer saved since refuses the save.
+    for question_id in set(changes) | set(expected_versions):
         current = existing.get(question_id)
         if (current.version if current else 0) != expected_versions.get(question_id, 0):
             raise StaleEdit(*_who_answered(session, current), tz_name)
@@ -794,18 +803,6 @@ def public_form(session: Session) -> PublicForm:
         practice_name=practice.value if practice else "",
         questions=list_questions(session, active_only=True),
     )
-
-
-def check_session_rate(previous: Sequence[datetime], *, now: datetime | None = None) -> None:
-    """Refuse a browser session's next submission once it sent ``SESSION_LIMIT`` within
-    ``SESSION_WINDOW``. ``previous`` is that session's own list of submission times."""
-    now = now or utcnow()
-    recent = [t for t in previous if now - t < SESSION_WINDOW]
-    if len(recent) >= SESSION_LIMIT:
-        raise RateLimited(
-            "This form was already sent several times from this browser. "
-            "If something needs to change, please call the practice."
-        )
 
 
 def validate_submission(
@@ -849,16 +846,17 @@ def submit_intake(
     email: str,
     phone: str,
     answers: dict[int, Any],
-    per_minute: int = TOTAL_PER_MINUTE,
+    client_address: str | None = None,
+    honeypot: str = "",
     now: datetime | None = None,
     today: date | None = None,
 ) -> int:
     """Store an anonymous signup for review; returns its id (never shown to the person).
 
     Nothing is looked up about the person, so the outcome and its timing are the same whether
-    or not they are already a client. Raises ``ValidationError`` or ``RateLimited`` (more
-    than ``per_minute`` submissions practice-wide in the last minute, counted in the database
-    so every replica shares the limit); nothing is written then.
+    or not they are already a client. Raises ``ValidationError`` or ``RateLimited`` (too
+    many from ``client_address``, or practice-wide: ``lib.intake_limits``); nothing is
+    written then. A filled-in ``honeypot`` is accepted the same way but stored as spam.
     """
     questions = list_questions(session, active_only=True)
     clean = validate_submission(
@@ -872,19 +870,8 @@ def submit_intake(
         today=today,
     )
     now = now or utcnow()
-    if session.get_bind().dialect.name == "postgresql":
-        # Count and insert one at a time (SQLite's BEGIN IMMEDIATE already serialises writers).
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SUBMISSION_LOCK})
-    recent = session.scalar(
-        select(func.count())
-        .select_from(IntakeSubmission)
-        .where(IntakeSubmission.submitted_at > now - timedelta(minutes=1))
-    )
-    if recent >= per_minute:
-        raise RateLimited(
-            "The practice received many forms in the last minute. Please wait a minute and "
-            "send yours again; what you typed is still here."
-        )
+    intake_limits.count_submission(session, address=client_address, now=now)
+    spam = bool((honeypot or "").strip())
     submission = IntakeSubmission(
         submitted_at=now,
         first_name=clean["first_name"],
@@ -894,7 +881,9 @@ def submit_intake(
         phone=clean["phone"],
         answers_json=json.dumps({str(k): v for k, v in clean["answers"].items()}),
         set_version_id=_current_set_version_id(session),
-        status="pending",
+        status="spam" if spam else "pending",
+        reviewed_at=now if spam else None,
+        reject_reason=HONEYPOT_REASON if spam else "",
     )
     session.add(submission)
     session.flush()
@@ -904,7 +893,7 @@ def submit_intake(
         action="intake.submit",
         entity="intake_submission",
         entity_id=submission.id,
-        detail="public intake page",
+        detail="public intake page" + ("; hidden field filled in: spam" if spam else ""),
         at=now,
     )
     return submission.id
@@ -1077,10 +1066,15 @@ def _refuse_if_reviewed(session: Session, submission: IntakeSubmission) -> None:
     if submission.status == "pending":
         return
     user = session.get(User, submission.reviewed_by) if submission.reviewed_by else None
-    raise AlreadyReviewed(
-        f"{user.display_name if user else 'Someone'} already "
-        f"{'accepted' if submission.status == 'accepted' else 'rejected'} this submission."
+    done = {
+        "accepted": "accepted this submission",
+        "rejected": "rejected this submission",
+        "spam": "marked this submission as spam",
+    }
+    who = (
+        user.display_name if user else ("ClientDesk" if submission.status == "spam" else "Someone")
     )
+    raise AlreadyReviewed(f"{who} already {done.get(submission.status, 'reviewed it')}.")
 
 
 @dataclass(frozen=True)
@@ -1212,3 +1206,73 @@ def reject_submission(session: Session, *, actor: Actor, submission_id: int, rea
         after={"status": "rejected", "reason": v.values["reason"]},
         at=now,
     )
+
+
+@dataclass(frozen=True)
+class BulkReviewed:
+    done: int
+    skipped: int  # someone reviewed them first (or they were not there)
+
+
+BULK_ACTIONS = {"reject": "rejected", "spam": "spam", "not_spam": "pending"}
+
+
+def review_many(
+    session: Session,
+    *,
+    actor: Actor,
+    submission_ids: Sequence[int],
+    action: str,
+    reason: str = "",
+) -> BulkReviewed:
+    """Reject (with a reason), mark as spam, or — for spam — move back to the queue many
+    submissions at once; each is audited. Submissions someone else reviewed meanwhile are
+    left as they are and counted as skipped."""
+    require(actor, "intake.review")
+    if action not in BULK_ACTIONS:
+        raise ValueError(f"unknown bulk action {action!r}")
+    ids = list(dict.fromkeys(int(i) for i in submission_ids))
+    v = Validator()
+    if not ids:
+        v.fail("submissions", "Choose at least one submission.")
+    elif len(ids) > BULK_LIMIT:
+        v.fail("submissions", f"Choose at most {BULK_LIMIT} submissions at a time.")
+    if action == "reject":
+        v.check("reason", clean_text, reason, label="reason", required=True, max_len=REASON_MAX)
+    elif action == "spam":
+        v.check("reason", clean_text, reason, label="reason", max_len=REASON_MAX)
+    v.raise_if_errors()
+    was = "spam" if action == "not_spam" else "pending"
+    status = BULK_ACTIONS[action]
+    now = utcnow()
+    done = 0
+    for submission_id in ids:
+        submission = session.scalar(
+            select(IntakeSubmission).where(IntakeSubmission.id == submission_id).with_for_update()
+        )
+        if submission is None or submission.status != was:
+            continue
+        before = {"status": submission.status, "reason": submission.reject_reason}
+        submission.status = status
+        if action == "not_spam":
+            submission.reviewed_at, submission.reviewed_by, submission.reject_reason = (
+                None,
+                None,
+                "",
+            )
+        else:
+            submission.reviewed_at, submission.reviewed_by = now, actor.user_id
+            submission.reject_reason = v.values.get("reason") or SPAM_REASON
+        audit.record(
+            session,
+            actor=actor,
+            action=f"intake.{action}",
+            entity="intake_submission",
+            entity_id=submission.id,
+            before=before,
+            after={"status": status, "reason": submission.reject_reason},
+            detail=f"bulk of {len(ids)}",
+            at=now,
+        )
+        done += 1
+    return BulkReviewed(done=done, skipped=len(ids) - done)

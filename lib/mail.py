@@ -1,8 +1,11 @@
 """The one mailer (spec A3): SMTP when configured, otherwise .eml files in data/outbox/.
 
 Messages are built with the standard ``email`` package, which refuses line breaks in header
-values, so user data can never add headers. Sending never raises to the caller: the result says
-sent or failed, with a short error that contains no message content.
+values, so user data can never add headers. Building happens where a message is asked for;
+sending happens only in the worker (``lib.worker``), outside any database transaction, from
+the outbox (``lib.outbox``). Sending never raises to the caller: the result says sent or
+failed, with a short error that contains no message content, and whether trying again could
+help.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
@@ -68,6 +73,7 @@ class SendResult:
     transport: str  # "smtp" or "outbox"
     error: str = ""
     message_id: str = ""
+    permanent: bool = False  # the server refused this message for good: retrying cannot help
 
 
 class MailError(ValueError):
@@ -109,8 +115,25 @@ def build_message(
     return message
 
 
+def as_bytes(message: EmailMessage) -> bytes:
+    """The message exactly as it goes out, for the outbox."""
+    return bytes(message)
+
+
+def from_bytes(raw: bytes) -> EmailMessage:
+    return BytesParser(policy=policy.default).parsebytes(raw)
+
+
+def _refused_for_good(exc: smtplib.SMTPRecipientsRefused) -> bool:
+    return all(code >= 500 for code, _ in exc.recipients.values())
+
+
 def send(settings: MailSettings, message: EmailMessage) -> SendResult:
-    """Deliver one message. Never raises: failures come back as ``status == "failed"``."""
+    """Deliver one message now. Never raises: failures come back as ``status == "failed"``.
+
+    Talks to the mail server, which can take up to ``settings.timeout`` per step: call it only
+    outside a database transaction (the worker does).
+    """
     message_id = message["Message-ID"] or ""
     if not settings.uses_smtp:
         try:
@@ -136,12 +159,24 @@ def send(settings: MailSettings, message: EmailMessage) -> SendResult:
             if settings.username:
                 client.login(settings.username, settings.password or "")
             client.send_message(message)
-    except smtplib.SMTPResponseException as exc:
+    except smtplib.SMTPRecipientsRefused as exc:
+        return SendResult(
+            "failed",
+            "smtp",
+            "recipient refused by the mail server",
+            message_id,
+            permanent=_refused_for_good(exc),
+        )
+    except smtplib.SMTPDataError as exc:  # the server read the message and refused it
+        return SendResult(
+            "failed", "smtp", f"SMTP {exc.smtp_code}", message_id, permanent=exc.smtp_code >= 500
+        )
+    except smtplib.SMTPResponseException as exc:  # e.g. 535: a login a person can fix
         return SendResult("failed", "smtp", f"SMTP {exc.smtp_code}", message_id)
-    except smtplib.SMTPRecipientsRefused:
-        return SendResult("failed", "smtp", "recipient refused by the mail server", message_id)
     except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
         return SendResult(
             "failed", "smtp", f"mail server unreachable ({type(exc).__name__})", message_id
         )
+    except ValueError:  # no sender or recipient header: this message can never be sent
+        return SendResult("failed", "smtp", "the message has no address", message_id, True)
     return SendResult("sent", "smtp", message_id=message_id)

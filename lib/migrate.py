@@ -85,3 +85,28 @@ def apply_app_grants(owner_engine: Engine, settings: Settings) -> None:
         and app_user != owner_engine.url.username
     ):
         grant_app_access(owner_engine, app_role=app_user)
+
+
+# The triggers that keep the audit log and the ledger append-only (migrations 0001 and 0008).
+# SQLite's batch migrations rebuild a table without its triggers: this list is checked at head.
+APPEND_ONLY_TRIGGERS = {
+    "sqlite": tuple(
+        f"{table}_{what}"
+        for table in APPEND_ONLY_TABLES
+        for what in ("no_update", "no_delete", "no_replace")
+    ),
+    "postgresql": tuple(
+        f"{table}_{what}" for table in APPEND_ONLY_TABLES for what in ("append_only", "no_truncate")
+    ),
+}
+
+
+def missing_append_only_triggers(engine: Engine) -> list[str]:
+    """The append-only triggers this database lacks (or has disabled); [] when all are there."""
+    if engine.dialect.name == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+    else:
+        sql = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgenabled <> 'D'"
+    with engine.connect() as conn:
+        present = set(conn.scalars(text(sql)))
+    return [t for t in APPEND_ONLY_TRIGGERS[engine.dialect.name] if t not in present]

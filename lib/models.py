@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -425,17 +426,54 @@ class ReminderSend(Base):
     status: Mapped[str] = mapped_column(String(10))
 
 
+OUTBOX_STATUSES = ("queued", "sending", "sent", "failed")
+
+
 class MessageOutbox(Base):
-    """SMS and voice messages waiting for a provider to be configured."""
+    """Every message to a client waits here until it is sent (spec A7): email, drained by the
+    worker (``lib.worker``) with retries, and texts and voice calls, which wait until a
+    provider is configured. ``message`` holds the whole email as it will go out (headers,
+    body, attachments) and is emptied once it was sent; the document log row it belongs to
+    shows staff how it went."""
 
     __tablename__ = "message_outbox"
+    __table_args__ = (
+        CheckConstraint(_in("status", OUTBOX_STATUSES), name="status"),
+        Index("ix_message_outbox_due", "channel", "status", "next_attempt_at"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True)
     channel: Mapped[str] = mapped_column(String(10))
     recipient: Mapped[str] = mapped_column(String(254))
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)  # texts and voice calls; "" for email
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     status: Mapped[str] = mapped_column(String(10), default="queued")
+    # What it is (the document log's kinds) and, for invitations and reminders, the row the
+    # outcome updates (portal_invitations.id, reminder_sends.id).
+    kind: Mapped[str] = mapped_column(String(20), default="")
+    ref_id: Mapped[int | None] = mapped_column(Integer)
+    document_log_id: Mapped[int | None] = mapped_column(ForeignKey("document_log.id"))
+    message: Mapped[bytes | None] = mapped_column(LargeBinary)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    send_before: Mapped[datetime | None] = mapped_column(UtcDateTime)  # pointless after this
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+
+
+class WorkerStatus(Base):
+    """The worker's heartbeat, one row per machine it runs on, so every replica (and the
+    reminder settings page) can see when it last ran."""
+
+    __tablename__ = "worker_status"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)  # host name
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_run_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_summary: Mapped[str] = mapped_column(String(300), default="")
 
 
 # --- intake ------------------------------------------------------------------------------
@@ -483,11 +521,12 @@ class IntakeAnswer(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
 
+SUBMISSION_STATUSES = ("pending", "accepted", "rejected", "spam")
+
+
 class IntakeSubmission(Base):
     __tablename__ = "intake_submissions"
-    __table_args__ = (
-        CheckConstraint(_in("status", ("pending", "accepted", "rejected")), name="status"),
-    )
+    __table_args__ = (CheckConstraint(_in("status", SUBMISSION_STATUSES), name="status"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     submitted_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     first_name: Mapped[str] = mapped_column(String(80))
@@ -504,6 +543,18 @@ class IntakeSubmission(Base):
     reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     reject_reason: Mapped[str] = mapped_column(String(300), default="")
     client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"))
+
+
+class IntakeRateEvent(Base):
+    """One public intake submission from one address, kept a day: the per-address limit is
+    counted here, in the database, so every replica shares it. ``address_key`` is a hash of
+    the address (an IPv6 address by its /64 network), never the address itself."""
+
+    __tablename__ = "intake_rate_events"
+    __table_args__ = (Index("ix_intake_rate_events_address_at", "address_key", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address_key: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
 # --- documents ---------------------------------------------------------------------------
@@ -533,12 +584,16 @@ class FormAttachment(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+# "generated": a statement made as a PDF and handed to staff, not sent to anyone.
+DOCUMENT_STATUSES = ("queued", "sent", "failed", "generated")
+
+
 class DocumentLogEntry(Base):
     """Every form, statement, receipt, invitation and reminder sent to a client."""
 
     __tablename__ = "document_log"
     __table_args__ = (
-        CheckConstraint(_in("status", ("queued", "sent", "failed")), name="status"),
+        CheckConstraint(_in("status", DOCUMENT_STATUSES), name="status"),
         Index("ix_document_log_client_sent", "client_id", "sent_at"),
         Index("ix_document_log_sent", "sent_at"),
     )

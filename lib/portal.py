@@ -6,6 +6,10 @@ invitation. A token works once, until it expires (``CLIENTDESK_PORTAL_INVITE_HOU
 default), and dies when the invitation is revoked or resent. The public page that accepts a
 token says one and the same thing for every token it refuses, so it tells a guesser nothing.
 The client portal itself is out of scope: accepting only records the acceptance.
+
+Sending goes through the outbox (``lib.outbox``): an invitation is queued with its token, and
+only once the worker has sent it does its link work and does an earlier live link die. An
+invitation the worker could not send is dead, and the earlier link keeps working.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from lib import audit, mail
+from lib import audit, mail, outbox
 from lib.client_record import ClientNotFound
-from lib.models import Client, DocumentLogEntry, PortalInvitation, PracticeSetting
+from lib.models import Client, PortalInvitation, PracticeSetting
 from lib.policy import Actor, require_client_access
 from lib.reminders import settings_for_client
 from lib.timeutil import as_utc, local_text, utcnow
@@ -72,8 +76,9 @@ def hash_token(token: str) -> str:
 
 # --- status ------------------------------------------------------------------------------
 
-NOT_SENT, INVITED, ACCEPTED, EXPIRED, REVOKED, REPLACED = (
+NOT_SENT, QUEUED, INVITED, ACCEPTED, EXPIRED, REVOKED, REPLACED = (
     "Not sent",
+    "Queued",
     "Invited",
     "Accepted",
     "Expired",
@@ -91,18 +96,22 @@ class InvitationRow:
     expires_at: datetime
     accepted_at: datetime | None
     revoked_at: datetime | None
-    status: str  # Invited, Accepted, Expired, Revoked, Replaced (by a resend), Not sent
+    status: str  # Queued, Invited, Accepted, Expired, Revoked, Replaced (by a resend), Not sent
 
     @property
     def is_live(self) -> bool:
         return self.status == INVITED
+
+    @property
+    def is_queued(self) -> bool:
+        return self.status == QUEUED
 
 
 def _status(inv: PortalInvitation, now: datetime, replaced: bool) -> str:
     if inv.accepted_at is not None:
         return ACCEPTED
     if inv.sent_at is None:
-        return NOT_SENT
+        return QUEUED if inv.revoked_at is None else NOT_SENT
     if inv.revoked_at is not None:
         return REPLACED if replaced else REVOKED
     if as_utc(inv.expires_at) <= now:
@@ -119,7 +128,8 @@ def _client(session: Session, client_id: int) -> Client:
 
 def _rows(session: Session, client_id: int, now: datetime) -> list[InvitationRow]:
     """Newest first. A resend revokes the older invitation at the instant the new one is
-    created, which is how a replaced invitation is told from a revoked one."""
+    sent (before the outbox: created), which is how a replaced invitation is told from a
+    revoked one."""
     invitations = list(
         session.scalars(
             select(PortalInvitation)
@@ -131,7 +141,7 @@ def _rows(session: Session, client_id: int, now: datetime) -> list[InvitationRow
     for i, inv in enumerate(invitations):
         newer = invitations[:i]
         replaced = inv.revoked_at is not None and any(
-            as_utc(n.created_at) <= as_utc(inv.revoked_at) for n in newer
+            as_utc(inv.revoked_at) in (as_utc(n.sent_at), as_utc(n.created_at)) for n in newer
         )
         rows.append(
             InvitationRow(
@@ -162,6 +172,7 @@ class PortalStatus:
     refusals: list[str]  # other reasons no invitation can go now, as sentences
     current: InvitationRow | None  # the newest invitation that was sent
     invitations: list[InvitationRow]
+    queued: InvitationRow | None = None  # an invitation waiting in the outbox
 
     @property
     def blockers(self) -> list[str]:
@@ -181,6 +192,9 @@ class PortalStatus:
 
     def status_text(self, tz_name: str) -> str:
         """'Not invited', 'Invited <when> · link valid until <when>', 'Accepted <when>', ..."""
+        if self.queued is not None:
+            queued = local_text(self.queued.created_at, tz_name)
+            return f"Invitation queued {queued}; it is emailed within a minute."
         inv = self.current
         if inv is None:
             return "Not invited to the portal."
@@ -208,6 +222,10 @@ def _blockers(
         refusals.append("The client portal is off for this client (Reminders & Portal tab).")
     if any(r.status == ACCEPTED for r in rows):
         refusals.append("This client has already accepted a portal invitation.")
+    if any(r.is_queued for r in rows):
+        refusals.append(
+            "An invitation is waiting to be emailed (Documents tab); send another once it went."
+        )
     return missing, refusals
 
 
@@ -225,6 +243,7 @@ def portal_status(
         refusals=refusals,
         current=sent[0] if sent else None,
         invitations=rows,
+        queued=next((r for r in rows if r.is_queued), None),
     )
 
 
@@ -236,12 +255,11 @@ class InvitationNotPossible(ValueError):
 
 
 @dataclass(frozen=True)
-class InvitationSent:
+class InvitationQueued:
     invitation_id: int
-    status: str  # "sent" or "failed"
+    status: str  # "queued", or "failed" when no email could be built (nothing was queued)
     error: str
     expires_at: datetime
-    replaced_earlier: bool  # a live earlier link died (only when sent)
 
 
 @dataclass(frozen=True)
@@ -287,13 +305,14 @@ def send_invitation(
     settings: PortalSettings,
     tz_name: str = "America/New_York",
     now: datetime | None = None,
-) -> InvitationSent:
-    """Email a new invitation link; a live earlier invitation dies once this one is sent.
+) -> InvitationQueued:
+    """Queue an email with a new invitation link; the worker sends it within a minute.
 
-    Resending is sending again. The send is a row of the client's document log (sent or
-    failed, with the error) and is audited. A failed send leaves the earlier link working and
-    the new token dead. Raises ``InvitationNotPossible`` (no email, no date of birth, portal
-    off, already accepted) or ``PermissionDenied``.
+    Resending is sending again. The invitation is a row of the client's document log
+    (queued, then sent or failed with the reason) and is audited. Until it is sent its link
+    does not work; once sent, a live earlier invitation dies (``invitation_delivered``).
+    Raises ``InvitationNotPossible`` (no email, no date of birth, portal off, already
+    accepted, one already waiting) or ``PermissionDenied``.
     """
     client = session.scalar(select(Client).where(Client.id == client_id).with_for_update())
     if client is None:
@@ -322,39 +341,35 @@ def send_invitation(
         url=settings.accept_url(token),
         expires_text=local_text(invitation.expires_at, client.time_zone or tz_name),
     )
+    what = "Portal invitation"
     try:
         message = mail.build_message(
             mail_settings, to=client.email, subject=text.subject, body=text.body
         )
     except mail.MailError as exc:
-        result = mail.SendResult("failed", "none", str(exc))
-    else:
-        result = mail.send(mail_settings, message)
-    live = [r for r in rows if r.is_live]
-    if result.status == "sent":
-        invitation.sent_at = now
-        for older in live:
-            session.execute(
-                update(PortalInvitation)
-                .where(PortalInvitation.id == older.invitation_id)
-                .values(revoked_at=now)
-            )
-    else:
         invitation.revoked_at = now  # nobody holds this token; make sure it never works
-    session.add(
-        DocumentLogEntry(
+        queued = outbox.log_not_sent(
+            session,
+            actor=actor,
             client_id=client.id,
             kind="invitation",
-            sent_at=now,
-            sender_user_id=actor.user_id,
+            what=what,
             recipient=client.email,
-            form_names="Portal invitation",
-            attachment_names="",
-            channel="email",
-            status=result.status,
-            error=result.error[:500],
+            error=str(exc),
+            now=now,
         )
-    )
+    else:
+        queued = outbox.queue_email(
+            session,
+            actor=actor,
+            client_id=client.id,
+            kind="invitation",
+            what=what,
+            message=message,
+            ref_id=invitation.id,
+            send_before=invitation.expires_at,
+            now=now,
+        )
     audit.record(
         session,
         actor=actor,
@@ -362,26 +377,72 @@ def send_invitation(
         entity="portal_invitation",
         entity_id=invitation.id,
         client_id=client.id,
-        detail=f"status={result.status} resend={bool(live)}",
+        detail=f"status={queued.status} resend={any(r.is_live for r in rows)}",
         at=now,
     )
-    return InvitationSent(
+    return InvitationQueued(
         invitation_id=invitation.id,
-        status=result.status,
-        error=result.error,
+        status=queued.status,
+        error=queued.error,
         expires_at=as_utc(invitation.expires_at),
-        replaced_earlier=bool(live) and result.status == "sent",
+    )
+
+
+# --- what the worker asks and tells ---------------------------------------------------------
+
+
+def invitation_not_wanted(session: Session, *, invitation_id: int, now: datetime) -> str:
+    """Why a queued invitation email should not go out any more ("" when it should)."""
+    invitation = session.get(PortalInvitation, invitation_id)
+    if invitation is None or invitation.revoked_at is not None:
+        return "Not sent: the invitation was revoked before it went out."
+    if as_utc(invitation.expires_at) <= now:
+        return "Not sent: the invitation's link expired before it could go out."
+    return ""
+
+
+def invitation_delivered(session: Session, *, invitation_id: int, now: datetime) -> bool:
+    """The worker sent the invitation: its link works from now, and a live earlier
+    invitation of the same client dies. Returns whether an earlier link died."""
+    invitation = session.get(PortalInvitation, invitation_id)
+    if invitation is None:
+        return False
+    invitation.sent_at = now
+    earlier = session.execute(
+        update(PortalInvitation)
+        .where(
+            PortalInvitation.client_id == invitation.client_id,
+            PortalInvitation.id != invitation.id,
+            PortalInvitation.sent_at.is_not(None),
+            PortalInvitation.accepted_at.is_(None),
+            PortalInvitation.revoked_at.is_(None),
+            PortalInvitation.expires_at > now,
+        )
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return bool(earlier)
+
+
+def invitation_not_sent(session: Session, *, invitation_id: int, now: datetime) -> None:
+    """The worker gave up on the invitation: its token must never work."""
+    session.execute(
+        update(PortalInvitation)
+        .where(PortalInvitation.id == invitation_id, PortalInvitation.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
     )
 
 
 def revoke_invitation(
     session: Session, *, actor: Actor, client_id: int, now: datetime | None = None
 ) -> int:
-    """Kill the client's live invitation link(s). Returns how many were revoked (0 or 1)."""
+    """Kill the client's live invitation link, or stop one still waiting to be emailed.
+    Returns how many were revoked (0 or 1)."""
     client = _client(session, client_id)
     require_client_access(actor, "portal.invite", client.clinician_id)
     now = _utc(now)
-    live = [r for r in _rows(session, client_id, now) if r.is_live]
+    live = [r for r in _rows(session, client_id, now) if r.is_live or r.is_queued]
     for row in live:
         session.execute(
             update(PortalInvitation)

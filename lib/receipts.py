@@ -2,7 +2,8 @@
 
 The receipt names neither the client nor any service, only the practice and the payment. The
 staff's receipt note stays in the ledger and is not emailed: free text could carry health
-details. Every send is a row of the client's document log.
+details. Every receipt is a row of the client's document log: queued here, in the outbox
+(``lib.outbox``), then sent or failed by the worker.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from lib import audit, mail
-from lib.models import Client, DocumentLogEntry, LedgerEntry, PracticeSetting
+from lib import audit, mail, outbox
+from lib.models import Client, LedgerEntry, PracticeSetting
 from lib.money import format_cents
 from lib.policy import Actor, require_client_access
 from lib.postings import METHOD_LABELS
-from lib.timeutil import utcnow
 
 
 class ReceiptError(ValueError):
@@ -46,8 +46,12 @@ def receipt_text(practice_name: str, entry: LedgerEntry) -> ReceiptText:
 
 def email_receipt(
     session: Session, *, actor: Actor, entry_id: int, settings: mail.MailSettings
-) -> mail.SendResult:
-    """Email the receipt of a client payment to the client's address on file, and log it."""
+) -> outbox.Queued:
+    """Queue the receipt of a client payment for the client's address on file, and log it.
+
+    Raises ``ReceiptError`` (not a client payment, no address) or ``mail.MailError`` (the
+    address is not valid); nothing is queued then. The worker sends it within a minute.
+    """
     entry = session.get(LedgerEntry, entry_id)
     if entry is None or entry.kind != "payment" or entry.responsibility != "client":
         raise ReceiptError("Receipts are for client payments.")
@@ -58,20 +62,13 @@ def email_receipt(
     practice = session.get(PracticeSetting, "practice_name")
     text = receipt_text(practice.value if practice else "Your practice", entry)
     message = mail.build_message(settings, to=client.email, subject=text.subject, body=text.body)
-    result = mail.send(settings, message)
-    session.add(
-        DocumentLogEntry(
-            client_id=client.id,
-            kind="receipt",
-            sent_at=utcnow(),
-            sender_user_id=actor.user_id,
-            recipient=client.email,
-            form_names=f"Receipt #{entry.id}",
-            attachment_names="",
-            channel="email",
-            status=result.status,
-            error=result.error,
-        )
+    queued = outbox.queue_email(
+        session,
+        actor=actor,
+        client_id=client.id,
+        kind="receipt",
+        what=f"Receipt #{entry.id}",
+        message=message,
     )
     audit.record(
         session,
@@ -80,6 +77,6 @@ def email_receipt(
         entity="ledger_entry",
         entity_id=entry.id,
         client_id=client.id,
-        detail=f"status={result.status} transport={result.transport}",
+        detail=f"status={queued.status} document={queued.document_id}",
     )
-    return result
+    return queued

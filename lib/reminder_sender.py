@@ -1,11 +1,14 @@
-"""Sending appointment reminders (R3): ``python -m lib.cli send-reminders [--now ISO]``.
+"""Appointment reminders (R3): the worker queues them every minute (``python -m lib.cli
+worker``); ``python -m lib.cli send-reminders [--now ISO]`` does one round by hand.
 
 Each scheduled appointment gets one reminder per channel that is effective for its client
 (the same resolution the Reminders & Portal tab shows), once it is within the lead time.
-Email goes through ``lib.mail``; text and voice messages wait in ``message_outbox`` until a
-provider is configured. The unique key of ``reminder_sends`` (appointment, channel) is the
-"once": each send claims it in its own transaction, so a second run, or two runs at the same
-time, send nothing twice. A failed email is retried by the next run while still in time.
+Every reminder goes into the outbox (``lib.outbox``): the worker sends emails (with retries,
+never inside a transaction); text and voice messages wait there until a provider is
+configured, and their log rows say so. The unique key of ``reminder_sends`` (appointment,
+channel) is the "once": each reminder claims it in its own transaction, so a second run, or
+two runs at the same time, queue nothing twice. When an email finally failed, a run at least
+``RETRY_FAILED_AFTER`` later queues it again while the appointment is still ahead.
 
 What a reminder says is deliberately thin: the client's first name, the practice's name, the
 date and time, and whether it is a video visit. Never the service, the clinician's specialty,
@@ -18,26 +21,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lib import audit, mail
+from lib import audit, mail, outbox
 from lib.db import read_session, transaction
-from lib.models import (
-    Appointment,
-    Client,
-    DocumentLogEntry,
-    MessageOutbox,
-    ReminderSend,
-    ReminderSetting,
-)
+from lib.models import Appointment, Client, ReminderSend, ReminderSetting
 from lib.portal import greeting_name, practice_name
 from lib.reminders import BUILT_IN, SettingsView, settings_for_client, voice_number
 from lib.timeutil import as_utc, utcnow
 
 SKIPPED_STATUSES = ("discharged",)  # clients who left the practice get no reminders
+RETRY_FAILED_AFTER = timedelta(hours=1)  # the outbox already retried for hours before "failed"
 
 
 def parse_instant(text: str, tz_name: str) -> datetime:
@@ -100,7 +97,7 @@ def reminder_text(
 
 @dataclass(frozen=True)
 class ReminderRun:
-    emailed: int = 0
+    queued_email: int = 0
     queued_sms: int = 0
     queued_voice: int = 0
     failed: int = 0
@@ -111,9 +108,9 @@ class ReminderRun:
         """Counts only: the command's output goes to cron mail and logs, so no names."""
         return (
             f"Appointments due a reminder: {self.appointments_due}. "
-            f"Emailed: {self.emailed}. Texts queued: {self.queued_sms}. "
-            f"Voice calls queued: {self.queued_voice}. Failed: {self.failed}. "
-            f"Already sent earlier: {self.already_sent}."
+            f"Emails queued: {self.queued_email}. Texts queued: {self.queued_sms}. "
+            f"Voice calls queued: {self.queued_voice}. Not queued (no valid address): "
+            f"{self.failed}. Already sent or queued earlier: {self.already_sent}."
         )
 
 
@@ -180,10 +177,13 @@ def _due_reminders(session: Session, *, now: datetime, practice_tz: str) -> tupl
     return due, len(appointments)
 
 
-def _claim(session: Session, appointment_id: int, channel: str) -> ReminderSend | None:
-    """This run's right to send: a new row, or a failed one taken back. None: sent before."""
+def _claim(
+    session: Session, appointment_id: int, channel: str, now: datetime
+) -> ReminderSend | None:
+    """This run's right to queue: a new row, or one that finally failed long enough ago,
+    taken back. None: sent, queued or tried recently."""
     claim = ReminderSend(
-        appointment_id=appointment_id, channel=channel, sent_at=utcnow(), status="sending"
+        appointment_id=appointment_id, channel=channel, sent_at=now, status="queued"
     )
     try:
         with session.begin_nested():
@@ -197,61 +197,71 @@ def _claim(session: Session, appointment_id: int, channel: str) -> ReminderSend 
         .where(ReminderSend.appointment_id == appointment_id, ReminderSend.channel == channel)
         .with_for_update()
     )
-    if existing is not None and existing.status == "failed":
-        existing.status = "sending"
+    if (
+        existing is not None
+        and existing.status == "failed"
+        and as_utc(existing.sent_at) <= now - RETRY_FAILED_AFTER
+    ):
+        existing.status = "queued"
+        existing.sent_at = now
         return existing
     return None
 
 
-def _send_one(session: Session, item: _Due, mail_settings: mail.MailSettings) -> str | None:
-    """Claim, send, log. Returns the status, or None when it was sent before (or the
-    appointment is no longer scheduled)."""
+def _queue_one(
+    session: Session, item: _Due, mail_settings: mail.MailSettings, now: datetime
+) -> str | None:
+    """Claim and queue one reminder, logged. Returns "queued" or "failed" (no valid
+    address), or None when it was queued before (or the appointment is no longer
+    scheduled)."""
     appointment = session.get(Appointment, item.appointment_id)
     if appointment is None or appointment.status != "scheduled":
         return None
-    claim = _claim(session, item.appointment_id, item.channel)
+    claim = _claim(session, item.appointment_id, item.channel, now)
     if claim is None:
         return None
-    now = utcnow()
-    error = ""
     if item.channel == "email":
         try:
             message = mail.build_message(
                 mail_settings, to=item.recipient, subject=item.text.subject, body=item.text.body
             )
         except mail.MailError as exc:
-            status, error = "failed", str(exc)
-        else:
-            result = mail.send(mail_settings, message)
-            status, error = result.status, result.error
-    else:
-        session.add(
-            MessageOutbox(
+            queued = outbox.log_not_sent(
+                session,
+                actor=None,
                 client_id=item.client_id,
-                channel=item.channel,
+                kind="reminder",
+                what="Appointment reminder",
                 recipient=item.recipient,
-                body=item.text.body,
-                created_at=now,
-                status="queued",
+                error=str(exc),
+                now=now,
             )
-        )
-        status = "queued"
-    claim.status = status
-    claim.sent_at = now
-    session.add(
-        DocumentLogEntry(
+        else:
+            queued = outbox.queue_email(
+                session,
+                actor=None,
+                client_id=item.client_id,
+                kind="reminder",
+                what="Appointment reminder",
+                message=message,
+                ref_id=claim.id,
+                send_before=as_utc(appointment.starts_at),
+                now=now,
+            )
+    else:
+        queued = outbox.queue_waiting(
+            session,
             client_id=item.client_id,
-            kind="reminder",
-            sent_at=now,
-            sender_user_id=None,
-            recipient=item.recipient,
-            form_names="Appointment reminder",
-            attachment_names="",
             channel=item.channel,
-            status=status,
-            error=error[:500],
+            recipient=item.recipient,
+            body=item.text.body,
+            kind="reminder",
+            what="Appointment reminder",
+            ref_id=claim.id,
+            now=now,
         )
-    )
+    claim.status = queued.status
+    claim.sent_at = now
     audit.record(
         session,
         actor=None,
@@ -259,44 +269,68 @@ def _send_one(session: Session, item: _Due, mail_settings: mail.MailSettings) ->
         entity="appointment",
         entity_id=item.appointment_id,
         client_id=item.client_id,
-        detail=f"channel={item.channel} status={status}",
+        detail=f"channel={item.channel} status={queued.status}",
         at=now,
     )
-    return status
+    return queued.status
 
 
-def send_due_reminders(
+def queue_due_reminders(
     engine: Engine,
     *,
     now: datetime | None = None,
     mail_settings: mail.MailSettings,
     practice_tz: str = "America/New_York",
 ) -> ReminderRun:
-    """Send every due reminder, one transaction per message (the command line, as system).
+    """Queue every due reminder, one transaction per reminder (the worker, as system).
 
-    Takes an engine, not a session: each message commits on its own, so a failure or a
-    crash half-way keeps what was already sent recorded.
+    Takes an engine, not a session: each reminder commits on its own, so a crash half-way
+    keeps what was already queued recorded. Nothing here talks to a mail server.
     """
     now = (now or utcnow()).astimezone(UTC)
     with read_session(engine) as session:
         due, appointments_due = _due_reminders(session, now=now, practice_tz=practice_tz)
-    counts = {"sent": 0, "sms": 0, "voice": 0, "failed": 0, "skipped": 0}
+    counts = {"email": 0, "sms": 0, "voice": 0, "failed": 0, "skipped": 0}
     for item in due:
         with transaction(engine) as session:
-            status = _send_one(session, item, mail_settings)
+            status = _queue_one(session, item, mail_settings, now)
         if status is None:
             counts["skipped"] += 1
         elif status == "failed":
             counts["failed"] += 1
-        elif item.channel == "email":
-            counts["sent"] += 1
         else:
             counts[item.channel] += 1
     return ReminderRun(
-        emailed=counts["sent"],
+        queued_email=counts["email"],
         queued_sms=counts["sms"],
         queued_voice=counts["voice"],
         failed=counts["failed"],
         already_sent=counts["skipped"],
         appointments_due=appointments_due,
+    )
+
+
+# --- what the worker asks ------------------------------------------------------------------
+
+
+def reminder_not_wanted(session: Session, *, reminder_send_id: int, now: datetime) -> str:
+    """Why a queued reminder email should not go out any more ("" when it should)."""
+    claim = session.get(ReminderSend, reminder_send_id)
+    appointment = session.get(Appointment, claim.appointment_id) if claim else None
+    if appointment is None or appointment.status != "scheduled":
+        return "Not sent: the appointment is no longer scheduled."
+    if as_utc(appointment.starts_at) <= now:
+        return "Not sent: the appointment had started before the reminder could go out."
+    return ""
+
+
+def record_reminder_outcome(
+    session: Session, *, reminder_send_id: int, status: str, now: datetime
+) -> None:
+    """The worker's final word on a reminder email: "sent" or "failed"."""
+    session.execute(
+        update(ReminderSend)
+        .where(ReminderSend.id == reminder_send_id)
+        .values(status=status, sent_at=now)
+        .execution_options(synchronize_session=False)
     )

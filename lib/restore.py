@@ -48,7 +48,7 @@ from lib.db import (
     read_session,
     upgrade,
 )
-from lib.migrate import migrate, migration_url
+from lib.migrate import migrate, migration_url, missing_append_only_triggers
 from lib.models import Client, LedgerEntry
 from lib.reconcile import reconcile
 
@@ -201,18 +201,13 @@ def _verify(engine: Engine, checks: list[str], *, reconciled: bool = True) -> tu
     except DatabaseNotReady as exc:
         raise BackupError(f"The restored database is not usable: {exc}") from None
     checks.append(f"schema at the current revision {current_revision(engine)}")
+    missing = missing_append_only_triggers(engine)
+    if missing:
+        raise BackupError(
+            "The restored database lost its append-only protection: " + ", ".join(missing)
+        )
+    checks.append("append-only triggers on " + " and ".join(APPEND_ONLY_TABLES))
     with read_session(engine) as session:
-        if engine.dialect.name == "sqlite":
-            sql = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"
-        else:
-            sql = (
-                "SELECT COUNT(*) FROM pg_trigger WHERE tgrelid = CAST(:t AS regclass)"
-                " AND NOT tgisinternal AND tgenabled <> 'D'"
-            )
-        for table in APPEND_ONLY_TABLES:
-            if not session.scalar(text(sql), {"t": table}):
-                raise BackupError(f"The restored {table} lost its append-only protection.")
-        checks.append("append-only triggers on " + " and ".join(APPEND_ONLY_TABLES))
         if reconciled:
             result = reconcile(session, actor=None)
             if not result.ok:

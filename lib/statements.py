@@ -1,7 +1,10 @@
 """Client statements as PDF (spec B5): open charges, recent payments, aging and amount due.
 
 Each statement is stored under ``data/statements/`` with a server-made name and logged in the
-client's Documents. A batch (by filter) makes one PDF with a page per client.
+client's Documents: "generated" when it was made for staff to download or print, or queued and
+then sent (or failed) when it was emailed. A batch (by filter) makes one PDF with a page per
+client. An emailed statement goes only to the client's own address with email consent, as a
+PDF attachment; the email itself names no amount (spec: what an email may carry).
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from fpdf import FPDF
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lib import audit
+from lib import audit, mail, outbox
 from lib.aging import DEFAULT_EDGES, buckets
+from lib.documents import Recipient, email_recipient
 from lib.ledger import client_state
 from lib.models import Client, DocumentLogEntry, LedgerEntry, PracticeSetting, Service
 from lib.money import format_cents
@@ -232,6 +236,15 @@ def render(statements: list[Statement]) -> bytes:
     return bytes(pdf.output())
 
 
+def _store(data_dir: Path, content: bytes) -> str:
+    folder = data_dir / "statements"
+    folder.mkdir(parents=True, exist_ok=True)
+    # At most 40 characters: the name is the audit row's entity id (VARCHAR(40)).
+    name = f"statement-{practice_now():%Y%m%d-%H%M%S}-{secrets.token_hex(5)}.pdf"
+    (folder / name).write_bytes(content)
+    return name
+
+
 def create_statements(
     session: Session,
     *,
@@ -240,7 +253,9 @@ def create_statements(
     data_dir: Path,
     today: date | None = None,
 ) -> tuple[bytes, str]:
-    """Build, store and log statements for the clients; returns (pdf bytes, stored file name)."""
+    """Build, store and log statements for the clients; returns (pdf bytes, stored file name).
+
+    Logged as "generated": the PDF is handed to staff, nobody has sent it yet."""
     require(actor, "statement.create")
     if not client_ids:
         raise ValueError("Choose at least one client.")
@@ -248,11 +263,7 @@ def create_statements(
         build_statement(session, actor=actor, client_id=c, today=today) for c in client_ids
     ]
     content = render(statements)
-    folder = data_dir / "statements"
-    folder.mkdir(parents=True, exist_ok=True)
-    # At most 40 characters: the name is the audit row's entity id (VARCHAR(40)).
-    name = f"statement-{practice_now():%Y%m%d-%H%M%S}-{secrets.token_hex(5)}.pdf"
-    (folder / name).write_bytes(content)
+    name = _store(data_dir, content)
     now = utcnow()
     for client_id, st in zip(client_ids, statements, strict=True):
         session.add(
@@ -265,7 +276,7 @@ def create_statements(
                 form_names="Statement",
                 attachment_names=name,
                 channel="pdf",
-                status="sent",
+                status="generated",
                 error="",
             )
         )
@@ -279,3 +290,83 @@ def create_statements(
             detail=f"amount_due_cents={st.amount_due_cents}",
         )
     return content, name
+
+
+class StatementNotEmailed(ValueError):
+    """The statement cannot be emailed (no address, no consent); nothing was queued."""
+
+
+def statement_email_text(practice_name: str) -> tuple[str, str]:
+    """(subject, body): the practice and the kind of message, and no amount."""
+    return (
+        f"Your statement from {practice_name}",
+        f"Hello,\n\nYour statement from {practice_name} is attached as a PDF.\n\n"
+        "If you have a question about it, please contact us.\n\n"
+        f"{practice_name}\n",
+    )
+
+
+def statement_recipient(session: Session, *, actor: Actor, client_id: int) -> Recipient:
+    """Where an emailed statement would go, or why it cannot be emailed (for the button)."""
+    client = session.get(Client, client_id)
+    require_client_access(actor, "statement.create", client.clinician_id if client else None)
+    return email_recipient(client)
+
+
+def email_statement(
+    session: Session,
+    *,
+    actor: Actor,
+    client_id: int,
+    data_dir: Path,
+    mail_settings: mail.MailSettings,
+    today: date | None = None,
+) -> outbox.Queued:
+    """Make the client's statement and queue it, attached, for the client's own address.
+
+    Raises ``StatementNotEmailed`` when the client has no valid address or did not agree to
+    be emailed. Logged as queued, then sent or failed by the worker.
+    """
+    statement = build_statement(session, actor=actor, client_id=client_id, today=today)
+    client = session.get(Client, client_id)
+    recipient = email_recipient(client)
+    if recipient.problem:
+        raise StatementNotEmailed(recipient.problem)
+    content = render([statement])
+    name = _store(data_dir, content)
+    subject, body = statement_email_text(statement.practice_name)
+    try:
+        message = mail.build_message(
+            mail_settings,
+            to=recipient.address,
+            subject=subject,
+            body=body,
+            attachments=[
+                mail.Attachment(
+                    f"statement-{statement.statement_date:%Y-%m-%d}.pdf",
+                    content,
+                    "application/pdf",
+                )
+            ],
+        )
+    except mail.MailError as exc:
+        raise StatementNotEmailed(str(exc)) from None
+    queued = outbox.queue_email(
+        session,
+        actor=actor,
+        client_id=client_id,
+        kind="statement",
+        what="Statement",
+        message=message,
+        attachment_names=name,
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="statement.email",
+        entity="statement",
+        entity_id=name,
+        client_id=client_id,
+        detail=f"document={queued.document_id} amount_due_cents={statement.amount_due_cents}",
+    )
+    return queued

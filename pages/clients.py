@@ -125,6 +125,8 @@ with read_session(engine) as session:
         offset=(page_number - 1) * page_size,
     )
 
+if result.search_note:  # the box keeps what was typed; the note says what was searched
+    st.info(result.search_note, icon=":material/info:")
 pages = max(1, -(-result.count // page_size))
 if page_number > pages:  # the list shrank since the page was chosen
     _first_page()

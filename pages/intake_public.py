@@ -2,8 +2,10 @@
 of birth, contact and answers to the practice's active questions (spec I3).
 
 It shows nothing stored about anyone and thanks every sender the same way, so it cannot tell
-whether someone is already a client. Submissions are limited per browser session (here) and
-practice-wide per minute (in lib, counted in the database).
+whether someone is already a client. Submissions are limited per client address and
+practice-wide (``lib.intake_limits``, counted in the database). A field people do not see (a
+honeypot, labelled "leave this field empty" for screen readers) catches form-filling programs:
+what they send is thanked like anything else and lands under Spam in the review queue.
 """
 
 from datetime import date
@@ -12,12 +14,11 @@ import streamlit as st
 
 from lib import intake
 from lib.db import read_session, transaction
-from lib.timeutil import practice_today, utcnow
+from lib.timeutil import practice_today
 from lib.validation import ValidationError
 from ui import context
 from ui.intake_tab import literal, question_input
 
-SENT_AT = "pi_sent_at"  # this browser session's submission times
 DONE = "pi_done"
 GENERATION = "pi_generation"  # a new number gives a blank form
 
@@ -52,6 +53,11 @@ st.info(
 )
 
 generation = st.session_state.get(GENERATION, 0)
+st.html(
+    "<style>[class*='st-key-pi_hp_']{position:absolute!important;left:-10000px!important;"
+    "top:auto!important;width:1px!important;height:1px!important;overflow:hidden!important}"
+    "</style>"
+)
 
 
 def key(name: str) -> str:
@@ -87,13 +93,19 @@ with st.form(f"public_intake_{generation}", border=False):
         field = f"q{question.question_id}"
         answers[question.question_id] = question_input(question, key=key(field))
         slots[field] = st.empty()
+    # The honeypot: moved off-screen (programs skip fields that are not displayed at all).
+    with st.container(key=f"pi_hp_{generation}"):
+        honeypot = st.text_input(
+            "Leave this field empty",
+            key=key("website"),
+            autocomplete="off",
+            help="This field is not for people. Please leave it empty.",
+        )
     problem = st.container()
     submitted = st.form_submit_button("Send to the practice", type="primary", width="stretch")
 
 if submitted:
-    sent_at = st.session_state.get(SENT_AT, [])
     try:
-        intake.check_session_rate(sent_at)
         with transaction(engine) as session:
             intake.submit_intake(
                 session,
@@ -103,6 +115,8 @@ if submitted:
                 email=email,
                 phone=phone,
                 answers=answers,
+                client_address=st.context.ip_address,
+                honeypot=honeypot or "",
             )
     except ValidationError as exc:
         for field, message in exc.errors.items():
@@ -111,6 +125,5 @@ if submitted:
     except intake.RateLimited as exc:
         problem.error(str(exc))
     else:
-        st.session_state[SENT_AT] = [*sent_at, utcnow()]
         st.session_state[DONE] = True
         st.rerun()

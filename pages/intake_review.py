@@ -1,8 +1,9 @@
 """Clients › Intake review (managers, admins): submissions from the public intake page (I3).
 
 Accept one as a new Prospective client (after the add-client duplicate check, which offers to
-attach it to an existing client instead) or reject it with a reason. Rejected submissions are
-kept and stay listed under "Rejected".
+attach it to an existing client instead) or reject it with a reason. Select several to reject
+them or mark them as spam at once. Rejected and spam submissions are kept and stay listed under
+"Rejected" and "Spam" (what filled in the public page's hidden field lands there by itself).
 """
 
 import pandas as pd
@@ -13,6 +14,7 @@ from lib.db import read_session, transaction
 from lib.timeutil import local_text
 from lib.validation import ValidationError
 from ui import context
+from ui.intake_review import bulk_bar
 from ui.intake_tab import public_intake_url, submission_view
 
 FLASH = "ir_flash"
@@ -84,13 +86,29 @@ event = st.dataframe(
     },
     key=f"ir_table_{status}_{st.session_state.get(GENERATION, 0)}",
     on_select="rerun",
-    selection_mode="single-row",
+    selection_mode="multi-row",
 )
-if event.selection.rows and event.selection.rows[0] < len(rows):
-    chosen = rows[event.selection.rows[0]]
+selected = [rows[i] for i in event.selection.rows if i < len(rows)]
+
+
+def _bulk_done(message: str) -> None:
+    st.session_state[FLASH] = {"message": message, "client_number": None}
+    st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1
+    st.rerun()
+
+
+if selected and status in ("pending", "spam"):
+    bulk_bar(status, [r.submission_id for r in selected], _bulk_done)
+if len(selected) > 1:
+    st.stop()  # one submission at a time below
+if selected:
+    chosen = selected[0]
 elif not reviewed:
     chosen = rows[0]
-    st.caption("Showing the oldest submission. Click a row to review another.")
+    st.caption(
+        "Showing the oldest submission. Click a row to review another, or select several to "
+        "reject them or mark them as spam at once."
+    )
 else:
     st.caption("Click a row to see the submission.")
     st.stop()
@@ -108,7 +126,9 @@ row = detail.row
 
 submission_view(detail, tz)
 if reviewed:
-    outcome = f"{row.status_label} by {row.reviewed_by} {local_text(row.reviewed_at, tz)}"
+    outcome = (
+        f"{row.status_label} by {row.reviewed_by or 'ClientDesk'} {local_text(row.reviewed_at, tz)}"
+    )
     if row.client_number:
         outcome += f" · client #{row.client_number}"
     st.text(outcome)

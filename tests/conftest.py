@@ -17,7 +17,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -211,16 +211,24 @@ def demo_engine(demo_url) -> Iterator[Engine]:
 # "Today" is the practice's day. At 23:30 in New York, UTC is already on the next day: a test
 # that runs at this clock catches any use of the server's (UTC) date.
 PRACTICE_TZ = "America/New_York"
-LATE_EVENING = datetime(2026, 11, 29, 23, 30, tzinfo=ZoneInfo(PRACTICE_TZ))
+
+
+def next_late_evening(now: datetime | None = None) -> datetime:
+    """The next 23:30 in New York from now. Forward, never back: the test databases were made
+    at the real time, and a clock before that would end every session they hold."""
+    now = (now or datetime.now(UTC)).astimezone(ZoneInfo(PRACTICE_TZ))
+    evening = now.replace(hour=23, minute=30, second=0, microsecond=0)
+    return evening if evening > now else evening + timedelta(days=1)
 
 
 @pytest.fixture
 def late_evening(monkeypatch) -> Iterator[datetime]:
-    """The clock at 23:30 practice time on 2026-11-29 (04:30 UTC on the 30th), ticking.
+    """The clock at the next 23:30 practice time (04:30 UTC the next day), ticking.
 
     The destination is given in UTC: time-machine would otherwise also move the process's
     local time zone to New York, and the server's own date would look right by accident.
     """
     monkeypatch.setenv("CLIENTDESK_TIME_ZONE", PRACTICE_TZ)
-    with time_machine.travel(LATE_EVENING.astimezone(UTC), tick=True):
-        yield LATE_EVENING
+    evening = next_late_evening()
+    with time_machine.travel(evening.astimezone(UTC), tick=True):
+        yield evening

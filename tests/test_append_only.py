@@ -25,7 +25,7 @@ from lib.db import (
     make_engine,
     transaction,
 )
-from lib.migrate import migration_url
+from lib.migrate import migration_url, missing_append_only_triggers
 from tests.conftest import PG_APP_ROLE, PG_OWNER_ROLE, as_owner
 from tests.factories import make_client
 
@@ -69,6 +69,11 @@ def _rows(engine, audit_id: int, entry_id: int):
             {"i": entry_id},
         ).one()
     return tuple(audit), tuple(entry)
+
+
+def test_every_append_only_trigger_is_in_place_after_all_migrations(engine):
+    """SQLite's batch migrations rebuild a table without its triggers; none may go missing."""
+    assert missing_append_only_triggers(engine) == []
 
 
 @pytest.mark.parametrize("db_kind", ["sqlite"])

@@ -1,7 +1,8 @@
 """Sending forms and the document log (spec D2, D3), on both engines.
 
-Mail goes to a real SMTP server (aiosmtpd) started in the test: what arrives is parsed back and
-compared byte for byte with what the admin uploaded.
+Sending queues the email; the worker (``lib.worker``) sends it to a real SMTP server (aiosmtpd)
+started in the test: what arrives is parsed back and compared byte for byte with what the admin
+uploaded.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
-from lib import documents, forms, mail, postings, receipts
+from lib import documents, forms, mail, postings, receipts, worker
 from lib.db import transaction
 from lib.models import AuditEntry, Client, DocumentLogEntry
 from lib.policy import ADMIN, BILLER, CLINICIAN, FRONT_DESK, MANAGER, PermissionDenied
@@ -172,8 +173,20 @@ def practice(engine, tmp_path) -> Practice:
     )
 
 
+@dataclass(frozen=True)
+class Sent:
+    """How a send went, as the log shows it once the worker had its turn."""
+
+    entry_id: int
+    status: str
+    error: str
+    sent_at: datetime
+    queued: documents.SendOutcome  # what the Send button reported
+
+
 def send(engine, p: Practice, settings, *, actor=None, client_id=None, form_ids=None, **kw):
-    return documents.send_forms(
+    """Press Send (the email is queued), then let the worker send what is due."""
+    queued = documents.send_forms(
         engine,
         actor=actor or p.desk,
         client_id=client_id or p.client_id,
@@ -182,6 +195,10 @@ def send(engine, p: Practice, settings, *, actor=None, client_id=None, form_ids=
         data_dir=p.data_dir,
         **kw,
     )
+    worker.deliver_due(engine, mail_settings=settings)
+    with transaction(engine) as session:
+        row = session.get(DocumentLogEntry, queued.entry_id)
+        return Sent(row.id, row.status, row.error, row.sent_at, queued)
 
 
 def log_rows(engine) -> list[DocumentLogEntry]:
@@ -207,6 +224,7 @@ def test_a_sent_form_arrives_with_its_attachments_byte_identical(engine, practic
 
     outcome = send(engine, practice, smtp_settings(port, practice.data_dir))
 
+    assert (outcome.queued.status, outcome.queued.error) == ("queued", "")
     assert (outcome.status, outcome.error) == ("sent", "")
     [message] = handler.parsed()
     assert message["To"] == "zoe.b@example.net"
@@ -229,10 +247,10 @@ def test_a_sent_form_arrives_with_its_attachments_byte_identical(engine, practic
     assert row.attachment_names == "Consent form.pdf, map.png"
     assert row.channel == "email"
     assert row.sender_user_id == practice.desk.user_id
-    sent_at = outcome.sent_at
+    sent_at = outcome.queued.sent_at
     assert sent_at.tzinfo is not None and sent_at.utcoffset() == timedelta(0)
     assert before - timedelta(seconds=1) <= sent_at <= utcnow()
-    assert audit_actions(engine) == ["documents.send", "documents.send_result"]
+    assert audit_actions(engine) == ["documents.send", "email.send_result"]
 
 
 def test_a_refused_recipient_is_logged_as_failed_with_the_error(engine, practice, inbox):
@@ -247,18 +265,21 @@ def test_a_refused_recipient_is_logged_as_failed_with_the_error(engine, practice
     [row] = log_rows(engine)
     assert (row.status, row.error) == ("failed", "recipient refused by the mail server")
     assert row.form_names == "Consent for treatment"
-    assert audit_actions(engine) == ["documents.send", "documents.send_result"]
+    assert audit_actions(engine) == ["documents.send", "email.send_result"]
 
 
-def test_an_unreachable_mail_server_is_logged_as_failed(engine, practice):
+def test_an_unreachable_mail_server_is_logged_and_tried_again(engine, practice):
     settings = smtp_settings(_free_port(), practice.data_dir)  # nobody listens there
 
     outcome = send(engine, practice, settings)
 
-    assert outcome.status == "failed"
-    assert outcome.error.startswith("mail server unreachable")
+    assert outcome.status == "queued"
+    assert outcome.error.startswith("Attempt 1 of 6 failed (mail server unreachable")
     [row] = log_rows(engine)
-    assert row.status == "failed" and row.error == outcome.error
+    assert row.status == "queued" and row.error == outcome.error
+    with transaction(engine) as session:
+        [shown] = documents.log_for_client(session, actor=practice.desk, client_id=row.client_id)
+    assert (shown.status, shown.can_resend) == ("Queued", False)  # the worker will try again
 
 
 def test_without_smtp_the_email_lands_in_the_outbox_and_is_logged_sent(engine, practice):
@@ -428,37 +449,34 @@ def test_resending_a_failed_send_links_it_and_goes_to_the_current_address(engine
         )
 
 
-def test_a_send_interrupted_after_queueing_stays_queued_until_it_can_be_resent(engine, practice):
-    with transaction(engine) as session:
-        queued = documents.queue_forms(
-            session,
-            actor=practice.desk,
-            client_id=practice.client_id,
-            form_ids=(practice.form_id,),
-            data_dir=practice.data_dir,
-        )
-    # ...and the app stops here, before the mail server answers.
+def test_a_queued_send_is_not_resent_while_the_worker_has_it(engine, practice, inbox):
+    handler, port = inbox
+    settings = smtp_settings(port, practice.data_dir)
+    queued = documents.send_forms(
+        engine,
+        actor=practice.desk,
+        client_id=practice.client_id,
+        form_ids=(practice.form_id,),
+        settings=settings,
+        data_dir=practice.data_dir,
+    )
+    assert queued.status == "queued"
+    assert handler.messages == []  # the Send button talks to no mail server
     [row] = log_rows(engine)
     assert row.status == "queued"
     with transaction(engine) as session:
         [shown] = documents.log_for_client(session, actor=practice.desk, client_id=row.client_id)
         assert (shown.status, shown.can_resend) == ("Queued", False)
-        assert documents.resend_plan(session, actor=practice.desk, entry_id=row.id).problem
-        session.execute(
-            update(DocumentLogEntry).values(sent_at=utcnow() - documents.STUCK_AFTER * 2)
+        assert (
+            "still queued"
+            in documents.resend_plan(session, actor=practice.desk, entry_id=row.id).problem
         )
+
+    assert worker.deliver_due(engine, mail_settings=settings) == worker.Delivery(sent=1)
     with transaction(engine) as session:
         [shown] = documents.log_for_client(session, actor=practice.desk, client_id=row.client_id)
-        assert shown.can_resend
-        outcome = documents.finish_send(
-            session, actor=practice.desk, entry_id=queued.entry_id, status="sent"
-        )
-        assert outcome.status == "sent"
-    with transaction(engine) as session:  # an outcome is recorded once only
-        again = documents.finish_send(
-            session, actor=practice.desk, entry_id=queued.entry_id, status="failed", error="x"
-        )
-    assert (again.status, again.error) == ("sent", "")
+    assert (shown.status, shown.can_resend) == ("Sent", True)
+    assert len(handler.messages) == 1
 
 
 # --- who may send and see ------------------------------------------------------------------
@@ -607,6 +625,7 @@ def test_receipts_and_sent_forms_share_the_clients_log(engine, practice, inbox):
         )
     with transaction(engine) as session:
         receipts.email_receipt(session, actor=manager, entry_id=payment.entry_id, settings=settings)
+    worker.deliver_due(engine, mail_settings=settings)
 
     with transaction(engine) as session:
         rows = documents.log_for_client(session, actor=manager, client_id=practice.client_id)

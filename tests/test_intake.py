@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from lib import clients, intake
+from lib import clients, intake, intake_limits
 from lib.client_record import StaleEdit
 from lib.db import transaction
 from lib.models import (
@@ -491,24 +491,22 @@ def test_two_staff_editing_the_same_answer_the_second_is_refused(engine, staff):
 # --- the public page: rate limits ----------------------------------------------------------
 
 
-def test_the_total_per_minute_is_counted_in_the_database(engine, staff):
+def test_the_practice_wide_limit_per_minute_is_counted_in_the_database(engine, staff):
+    """From many addresses: each may send a few, together at most the practice's ceiling."""
     now = utcnow()
-    submit(engine, now=now - timedelta(minutes=5), per_minute=3)  # older ones do not count...
-    for seconds in (50, 30, 10):
-        submit(engine, now=now - timedelta(seconds=seconds), per_minute=3)
-    with pytest.raises(intake.RateLimited):
-        submit(engine, now=now, per_minute=3)
-    assert count(engine, IntakeSubmission) == 4
-    submit(engine, now=now + timedelta(seconds=11), per_minute=3)  # ...nor those a minute old
-    assert audit_actions(engine).count("intake.submit") == 5
+    ceiling = intake_limits.PRACTICE_PER_MINUTE
 
+    def address(n: int) -> str:
+        return f"198.51.100.{n}"
 
-def test_a_browser_session_may_send_a_few_forms_an_hour():
-    now = utcnow()
-    intake.check_session_rate([now - timedelta(minutes=m) for m in (1, 2)], now=now)
-    with pytest.raises(intake.RateLimited):
-        intake.check_session_rate([now - timedelta(minutes=m) for m in (1, 2, 3)], now=now)
-    intake.check_session_rate([now - timedelta(minutes=m) for m in (1, 2, 61)], now=now)
+    submit(engine, now=now - timedelta(minutes=5), client_address=address(0))  # does not count
+    for n in range(1, ceiling + 1):
+        submit(engine, now=now - timedelta(seconds=50), client_address=address(n))
+    with pytest.raises(intake.RateLimited, match="many forms in the last minute"):
+        submit(engine, now=now, client_address=address(ceiling + 1))
+    assert count(engine, IntakeSubmission) == ceiling + 1
+    submit(engine, now=now + timedelta(seconds=11), client_address=address(ceiling + 1))
+    assert audit_actions(engine).count("intake.submit") == ceiling + 2
 
 
 def test_signing_up_as_an_existing_client_looks_the_same_and_changes_no_client(engine, staff):

@@ -1,9 +1,10 @@
 """Invitations and reminders through a real SMTP server (spec A3, R2, R3).
 
-Each test starts aiosmtpd on a free local port and reads what arrived: the right recipient, the
-client's first name, and none of the health information a shared inbox must not show (last
-name, date of birth, service, clinician). One server speaks STARTTLS with a password, as a
-hosted mail provider does; failures come back as logged results, never as exceptions.
+Each test starts aiosmtpd on a free local port, lets the worker send the outbox to it, and reads
+what arrived: the right recipient, the client's first name, and none of the health information
+a shared inbox must not show (last name, date of birth, service, clinician). One server speaks
+STARTTLS with a password, as a hosted mail provider does; failures come back as logged results,
+never as exceptions.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
-from lib import mail, portal
+from lib import mail, portal, worker
 from lib.db import transaction
 from lib.models import DocumentLogEntry
-from lib.reminder_sender import send_due_reminders
+from lib.reminder_sender import RETRY_FAILED_AFTER
 from lib.timeutil import utcnow
 from tests.test_reminders import (
     PRACTICE_NAME,
@@ -192,14 +193,20 @@ def jane(engine, practice: Practice) -> int:
 
 
 def invite(engine, practice: Practice, client_id: int, settings: mail.MailSettings):
+    """Queue an invitation as the button does, then let the worker send it."""
     with transaction(engine) as session:
-        return portal.send_invitation(
+        portal.send_invitation(
             session,
             actor=practice.front_desk,
             client_id=client_id,
             mail_settings=settings,
             settings=portal.portal_settings(env={}),
         )
+    return worker.deliver_due(engine, mail_settings=settings)
+
+
+def remind(engine, settings: mail.MailSettings, now: datetime | None = None) -> worker.Round:
+    return worker.run_round(engine, now=now, mail_settings=settings, practice_tz="America/New_York")
 
 
 def logged(engine, kind: str) -> list[DocumentLogEntry]:
@@ -224,7 +231,7 @@ def test_an_invitation_arrives_with_a_working_link_and_no_phi(engine, practice, 
 
     sent = invite(engine, practice, client_id, smtp.settings)
 
-    assert sent.status == "sent"
+    assert sent == worker.Delivery(sent=1)
     ((recipients, message),) = smtp.inbox.messages
     assert recipients == ["jane.doe@example.com"]
     assert message["To"] == "jane.doe@example.com"
@@ -249,9 +256,9 @@ def test_a_reminder_arrives_with_the_time_and_no_phi(engine, practice, smtp):
     starts = (utcnow() + timedelta(hours=5)).replace(second=0, microsecond=0)
     add_appointment(engine, practice, client_id, starts)
 
-    run = send_due_reminders(engine, mail_settings=smtp.settings, practice_tz="America/New_York")
+    run = remind(engine, smtp.settings)
 
-    assert (run.emailed, run.failed) == (1, 0)
+    assert (run.reminders.queued_email, run.delivery) == (1, worker.Delivery(sent=1))
     ((recipients, message),) = smtp.inbox.messages
     assert recipients == ["jane.doe@example.com"]
     assert message["Subject"] == f"Appointment reminder from {PRACTICE_NAME}"
@@ -263,7 +270,7 @@ def test_a_reminder_arrives_with_the_time_and_no_phi(engine, practice, smtp):
     (entry,) = logged(engine, "reminder")
     assert (entry.status, entry.channel) == ("sent", "email")
 
-    send_due_reminders(engine, mail_settings=smtp.settings, practice_tz="America/New_York")
+    remind(engine, smtp.settings)
     assert len(smtp.inbox.messages) == 1
 
 
@@ -273,40 +280,63 @@ def test_starttls_with_a_password_delivers(engine, practice, tls_smtp, tmp_path)
 
     sent = invite(engine, practice, client_id, mail.mail_settings(tmp_path, env=env))
 
-    assert (sent.status, sent.error) == ("sent", "")
+    assert sent == worker.Delivery(sent=1)
     ((recipients, message),) = inbox.messages
     assert recipients == ["jane.doe@example.com"]
     assert_no_phi(message)
 
 
-def test_a_wrong_smtp_password_is_a_logged_failure(engine, practice, tls_smtp, tmp_path):
+def test_a_wrong_smtp_password_is_logged_and_tried_again_later(
+    engine, practice, tls_smtp, tmp_path
+):
     inbox, env = tls_smtp
     client_id = jane(engine, practice)
     settings = mail.mail_settings(tmp_path, env={**env, "CLIENTDESK_SMTP_PASSWORD": "wrong"})
 
     sent = invite(engine, practice, client_id, settings)
 
-    assert sent.status == "failed"
-    assert sent.error.startswith("SMTP 535")
+    assert sent == worker.Delivery(retrying=1)  # an admin can fix the password meanwhile
     assert inbox.messages == []
     (entry,) = logged(engine, "invitation")
-    assert (entry.status, entry.error) == ("failed", sent.error)
+    assert entry.status == "queued"
+    assert entry.error.startswith("Attempt 1 of 6 failed (SMTP 535)")
     assert SMTP_PASSWORD not in entry.error and "wrong" not in entry.error
 
 
-def test_a_refused_recipient_is_a_logged_failure_and_is_retried(engine, practice, smtp):
+def test_a_refused_recipient_fails_at_once_and_the_next_run_does_not_resend_it(
+    engine, practice, smtp
+):
     client_id = jane(engine, practice)
     add_appointment(engine, practice, client_id, utcnow() + timedelta(hours=3))
     smtp.inbox.refuse = True
 
-    failed = send_due_reminders(engine, mail_settings=smtp.settings)
+    failed = remind(engine, smtp.settings)
 
-    assert (failed.emailed, failed.failed) == (0, 1)
+    assert failed.delivery == worker.Delivery(failed=1)  # 550: trying again cannot help
     (entry,) = logged(engine, "reminder")
     assert (entry.status, entry.error) == ("failed", "recipient refused by the mail server")
     assert "jane" not in entry.error.lower()
 
     smtp.inbox.refuse = False
-    retried = send_due_reminders(engine, mail_settings=smtp.settings)
-    assert (retried.emailed, retried.failed) == (1, 0)
+    assert remind(engine, smtp.settings).reminders.queued_email == 0  # not every minute
+    retried = remind(engine, smtp.settings, now=utcnow() + RETRY_FAILED_AFTER)
+    assert retried.delivery == worker.Delivery(sent=1)
     assert len(smtp.inbox.messages) == 1
+
+
+def test_a_refused_invitation_leaves_the_earlier_link_working(engine, practice, smtp):
+    client_id = jane(engine, practice)
+    invite(engine, practice, client_id, smtp.settings)
+    ((_, first),) = smtp.inbox.messages
+    (working,) = re.findall(r"/portal\?token=([A-Za-z0-9_-]+)", first.get_content())
+    smtp.inbox.refuse = True
+
+    assert invite(engine, practice, client_id, smtp.settings) == worker.Delivery(failed=1)
+
+    _, refused = logged(engine, "invitation")
+    assert (refused.status, refused.error) == ("failed", "recipient refused by the mail server")
+    with transaction(engine) as session:
+        shown = portal.portal_status(session, actor=practice.front_desk, client_id=client_id)
+    assert [i.status for i in shown.invitations] == ["Not sent", "Invited"]
+    with transaction(engine) as session:
+        portal.accept_invitation(session, token=working)

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from streamlit.testing.v1 import AppTest
 
+from lib import mail, worker
 from lib.db import make_engine, transaction
 from lib.models import AuditEntry, Client, DocumentLogEntry, Form, FormAttachment, User
 from tests import test_pages_login as login_tests
@@ -169,6 +170,12 @@ def error_after(at: AppTest, label: str) -> list[str]:
     raise AssertionError(f"no widget labelled {label!r}")
 
 
+def deliver(url: str, app_data: Path) -> worker.Delivery:
+    """The worker's turn: send what the outbox holds (to .eml files in the app's data dir)."""
+    with db(url) as engine:
+        return worker.deliver_due(engine, mail_settings=mail.mail_settings(app_data))
+
+
 def audit_count(url: str, action: str, entity: str | None = None) -> int:
     with db(url) as engine, transaction(engine) as session:
         query = select(func.count()).select_from(AuditEntry).where(AuditEntry.action == action)
@@ -210,9 +217,14 @@ def test_a_manager_sends_a_form_from_the_header_and_sees_it_in_the_documents_tab
     at.button(key="send_forms_submit").click().run()
     assert not at.exception
 
-    assert "Forms sent." in [s.value for s in at.success]
-    assert any(t.startswith(f"To {client.email} at ") for t in texts(at))  # literally
+    assert "Forms queued: they are emailed within a minute." in [s.value for s in at.success]
+    assert any(t.startswith(f"To {client.email}, queued at ") for t in texts(at))  # literally
     assert [b for b in at.button if b.key == "send_forms_submit"] == []  # the dialog closed
+    assert table(at, "Forms").iloc[0]["Status"] == "Queued"
+    assert not (app_data / "outbox").exists()
+
+    assert deliver(demo_app, app_data) == worker.Delivery(sent=1)
+    at.run()
     [entry, *_] = log_entries(demo_app, DocumentLogEntry.client_id == client.id)
     assert (entry.status, entry.form_names, entry.recipient) == (
         "sent",
@@ -301,6 +313,8 @@ def test_the_documents_tab_filters_shows_text_literally_and_resends_a_failed_sen
     at.button(key="send_forms_submit").click().run()
 
     assert not at.exception
+    deliver(demo_app, app_data)
+    at.run()
     [resent, *_] = log_entries(demo_app, DocumentLogEntry.client_id == client.id)
     assert (resent.status, resent.resend_of_id) == ("sent", failed_id)
     assert resent.form_names == "Release of information"
@@ -434,7 +448,7 @@ def test_an_admin_adds_a_form_phi_is_refused_and_only_real_files_are_attached(de
     [save] = [b for b in at.button if b.label == "Save form"]
     save.click().run()
     assert not at.exception
-    assert "Form saved." in [s.value for s in at.success]
+    assert "Form added." in [s.value for s in at.success]
     new_id = form_ids(demo_app)["Telehealth consent"]
     assert at.selectbox(key="forms_choice").value == new_id
 

@@ -10,11 +10,12 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from streamlit.runtime.context import ContextProxy
 from streamlit.testing.v1 import AppTest
 
-from lib import intake
+from lib import intake, intake_limits
 from lib.db import make_engine, transaction
-from lib.models import Client, IntakeAnswer, IntakeQuestion, IntakeSubmission
+from lib.models import AuditEntry, Client, IntakeAnswer, IntakeQuestion, IntakeSubmission
 from lib.timeutil import utcnow
 from tests import record_forms
 from tests import test_pages_login as login_tests
@@ -185,30 +186,41 @@ def test_an_existing_client_is_thanked_exactly_like_a_new_person(demo_app):
     assert sum(1 for _ in client_names(demo_app)) == clients_before
 
 
-def test_one_browser_session_may_send_only_a_few_forms(demo_app):
-    at = open_public()
-    for generation in range(intake.SESSION_LIMIT):
-        fill_public(at, demo_app, generation)
-        send(at, generation)
+def from_address(monkeypatch, address: str | None) -> None:
+    """What ``st.context.ip_address`` says for the visitor (AppTest has no connection)."""
+    monkeypatch.setattr(ContextProxy, "ip_address", property(lambda self: address))
+
+
+def test_one_address_may_send_only_a_few_forms_even_after_reloading(demo_app, monkeypatch):
+    from_address(monkeypatch, "203.0.113.7")
+    for _ in range(intake_limits.ADDRESS_PER_HOUR):
+        at = open_public()  # a reload, or a new browser: a fresh session each time
+        fill_public(at, demo_app)
+        send(at)
         assert thanked(at)
-        at.button(key="pi_again").click()
-        at.run()
 
-    fill_public(at, demo_app, intake.SESSION_LIMIT)
-    send(at, intake.SESSION_LIMIT)
+    at = open_public()
+    fill_public(at, demo_app)
+    send(at)
     assert not thanked(at)
-    assert any("already sent several times" in e for e in errors(at))
-    assert len(submissions(demo_app)) == intake.SESSION_LIMIT
+    assert any("already sent several times from your internet connection" in e for e in errors(at))
+    assert len(submissions(demo_app)) == intake_limits.ADDRESS_PER_HOUR
     # What the person typed is still in the form.
-    assert at.text_input(key=f"pi{intake.SESSION_LIMIT}_first_name").value == "Rosa"
+    assert at.text_input(key="pi0_first_name").value == "Rosa"
+
+    from_address(monkeypatch, "198.51.100.23")  # someone else, at the same time
+    at = open_public()
+    fill_public(at, demo_app)
+    send(at)
+    assert thanked(at)
 
 
-def test_the_practice_wide_limit_per_minute_holds_for_a_new_session(demo_app):
+def test_the_practice_wide_limit_per_minute_holds_for_a_new_address(demo_app, monkeypatch):
     qs = questions(demo_app)
     engine = db(demo_app)
     try:
-        for _ in range(intake.TOTAL_PER_MINUTE):
-            with transaction(engine) as session:  # as if sent from other browsers and replicas
+        for n in range(intake_limits.PRACTICE_PER_MINUTE):
+            with transaction(engine) as session:  # as if sent from many addresses and replicas
                 intake.submit_intake(
                     session,
                     first_name="Bot",
@@ -217,17 +229,38 @@ def test_the_practice_wide_limit_per_minute_holds_for_a_new_session(demo_app):
                     email="bot@example.com",
                     phone="",
                     answers={qs["long_text"].question_id: "x", qs["yes_no"].question_id: "Yes"},
+                    client_address=f"192.0.2.{n + 1}",
                     now=utcnow() - timedelta(seconds=5),
                 )
     finally:
         engine.dispose()
+    from_address(monkeypatch, "198.51.100.23")
     at = open_public()
     fill_public(at, demo_app)
     send(at)
 
     assert not thanked(at)
     assert any("received many forms in the last minute" in e for e in errors(at))
-    assert len(submissions(demo_app)) == intake.TOTAL_PER_MINUTE
+    assert len(submissions(demo_app)) == intake_limits.PRACTICE_PER_MINUTE
+
+
+def test_a_form_filling_program_is_thanked_but_lands_under_spam(demo_app):
+    at = open_public()
+    trap = at.text_input(key="pi0_website")
+    assert trap.label == "Leave this field empty"  # what a screen reader says
+    fill_public(at, demo_app)
+    trap.input("https://cheap-pills.example")
+    send(at)
+
+    assert thanked(at)  # exactly as a person is thanked
+    (submission,) = submissions(demo_app)
+    assert (submission.status, submission.reject_reason) == ("spam", intake.HONEYPOT_REASON)
+
+    review = sign_in("manager")
+    review.switch_page("pages/intake_review.py").run()
+    assert "Quintero, Rosa" not in screen_text(review)  # not in the queue
+    review.radio(key="ir_status").set_value("spam").run()
+    assert "Quintero, Rosa" in screen_text(review)
 
 
 # --- the question builder ------------------------------------------------------------------
@@ -387,6 +420,57 @@ def test_the_manager_accepts_a_submission_and_rejects_another(demo_app):
     at.radio(key="ir_status").set_value("rejected")
     at.run()
     assert "Not a real person" in screen_text(at)
+
+
+def test_the_manager_rejects_or_marks_as_spam_many_submissions_at_once(demo_app):
+    for n in range(4):
+        at = open_public()
+        fill_public(at, demo_app, first_name=f"Bot{n}")
+        send(at)
+    at = sign_in("manager")
+    at.switch_page("pages/intake_review.py").run()
+
+    at.session_state["ir_table_pending_0"] = {"selection": {"rows": [0, 1, 2], "columns": []}}
+    at.run()
+    assert "3 selected" in screen_text(at)
+    at.button(key="ir_bulk_spam").click().run()
+    assert not at.exception
+    assert any("Marked as spam: 3 submission(s)." in s.value for s in at.success)
+    assert [s.status for s in submissions(demo_app)] == ["spam", "spam", "spam", "pending"]
+
+    at.session_state["ir_table_pending_1"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    at.button(key="ir_bulk_reject").click().run()  # no reason yet
+    assert any("reason" in e.lower() for e in errors(at))
+    assert submissions(demo_app)[3].status == "pending"
+    at.text_input(key="ir_bulk_reason").input("Test submissions")
+    at.button(key="ir_bulk_reject").click().run()
+    assert any("Rejected: 1 submission(s)." in s.value for s in at.success)
+    assert [(s.status, s.reject_reason) for s in submissions(demo_app)][3] == (
+        "rejected",
+        "Test submissions",
+    )
+
+    at.radio(key="ir_status").set_value("spam").run()
+    at.session_state["ir_table_spam_2"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    at.button(key="ir_bulk_not_spam").click().run()
+    assert any("Moved back to Pending: 1 submission(s)." in s.value for s in at.success)
+    assert sorted(s.status for s in submissions(demo_app)) == [
+        "pending",
+        "rejected",
+        "spam",
+        "spam",
+    ]
+    engine = db(demo_app)
+    try:
+        with Session(engine) as session:
+            bulk = session.scalars(
+                select(AuditEntry.action).where(AuditEntry.detail.like("bulk of %"))
+            ).all()
+    finally:
+        engine.dispose()
+    assert sorted(bulk) == ["intake.not_spam", "intake.reject"] + ["intake.spam"] * 3
 
 
 @pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)

@@ -11,6 +11,7 @@ import email
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from email import policy
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from streamlit.testing.v1 import AppTest
 
-from lib import auth, mail, portal, reminders
+from lib import auth, mail, portal, reminders, worker
 from lib.db import make_engine, transaction
 from lib.models import (
     AuditEntry,
@@ -31,6 +32,7 @@ from lib.models import (
     User,
 )
 from lib.policy import Actor
+from lib.timeutil import utcnow
 from tests import test_pages_login as login_tests
 from tests.test_pages_login import NO_ACCESS, open_app, sign_in
 
@@ -114,6 +116,12 @@ def overrides(url: str, scope: str, scope_id: int) -> dict:
             )
         )
         return {k: getattr(row, k) if row else None for k in reminders.SETTINGS}
+
+
+def deliver(url: str, outbox: Path) -> worker.Delivery:
+    """The worker's turn: send what the outbox holds (to .eml files)."""
+    with db(url) as engine:
+        return worker.deliver_due(engine, mail_settings=mail.mail_settings(outbox.parent))
 
 
 def open_client(username: str, number: int) -> AppTest:
@@ -284,12 +292,21 @@ def test_invite_resend_and_revoke_from_the_client_screen(demo_app, client, outbo
     at.button(key="head_invite").click().run()
 
     assert not at.exception
-    assert any("Portal invitation emailed" in s.value for s in at.success)
+    assert any("Portal invitation queued" in s.value for s in at.success)
+    assert any(t.startswith("Invitation queued ") for t in texts(at))
+    assert not outbox.exists()  # the worker sends it
+    assert at.button(key="tab_invite").disabled  # one at a time
+    assert not at.button(key="tab_revoke").disabled
+
+    assert deliver(demo_app, outbox) == worker.Delivery(sent=1)
+    at.run()
     assert any(t.startswith("Invited ") and "link valid until" in t for t in texts(at))
     assert len(list(outbox.glob("*.eml"))) == 1
     assert at.button(key="tab_invite").label == "Resend invitation"
 
     at.button(key="tab_invite").click().run()
+    deliver(demo_app, outbox)
+    at.run()
     at.button(key="tab_revoke").click().run()
 
     assert not at.exception
@@ -317,6 +334,7 @@ def test_the_public_page_accepts_a_token_once(demo_app, client, outbox):
             mail_settings=mail.mail_settings(outbox.parent),
             settings=portal.portal_settings(),
         )
+    deliver(demo_app, outbox)
     (eml,) = outbox.glob("*.eml")
     body = email.message_from_bytes(eml.read_bytes(), policy=policy.default).get_content()
     (token,) = TOKEN_IN_LINK.findall(body)
@@ -368,6 +386,34 @@ def test_admin_sets_practice_defaults_and_clinician_overrides(demo_app, client):
     tab = open_client("manager", number)
     assert row_texts(tab, "Appointment reminders") == ["Off · Clinician: Maya Okafor", "Off"]
     assert row_texts(tab, "Reminder lead time") == ["36 hours · Practice default", "36 hours"]
+
+
+def test_admins_see_when_the_worker_last_ran_and_a_silent_worker_is_flagged(demo_app):
+    at = sign_in("admin")
+    at.switch_page("pages/reminder_settings.py").run()
+    assert not at.exception
+    assert any("worker has never run" in e.value for e in at.error)
+
+    with db(demo_app) as engine:
+        started = utcnow() - timedelta(hours=1)
+        worker.beat(engine, name="desk-pc", started_at=started, summary="started")
+    at.run()
+    assert not at.error
+    (ok,) = [s.value for s in at.success if "worker last ran" in s.value]
+    assert "(0 min ago, on desk-pc)" in ok
+
+    with db(demo_app) as engine:  # its last heartbeat, 11 minutes ago
+        worker.beat(
+            engine,
+            name="desk-pc",
+            started_at=started,
+            summary="started",
+            now=utcnow() - timedelta(minutes=11),
+        )
+    at.run()
+    (flag,) = [e.value for e in at.error]
+    assert flag.startswith("The email and reminder worker has not run for 11 minutes")
+    assert "python -m lib.cli worker" in flag
 
 
 @pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)

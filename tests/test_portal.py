@@ -1,6 +1,6 @@
 """Portal invitations (spec R2) on SQLite and PostgreSQL: who can be invited, and the token's
-whole life — emailed once, stored hashed, accepted once, dead when expired, resent or revoked,
-and one message for every token that does not work."""
+whole life — queued, emailed once by the worker, stored hashed, accepted once, dead when
+expired, resent or revoked, and one message for every token that does not work."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from lib import mail, portal
+from lib import mail, portal, worker
 from lib.db import transaction
-from lib.models import AuditEntry, Client, DocumentLogEntry, PortalInvitation
+from lib.models import AuditEntry, Client, DocumentLogEntry, MessageOutbox, PortalInvitation
 from lib.policy import Actor, PermissionDenied
 from lib.timeutil import utcnow
-from tests.test_reminders import Practice, add_client, build_practice, set_level, unreachable_smtp
+from tests.test_reminders import Practice, add_client, build_practice, set_level
 
 TOKEN_IN_LINK = re.compile(r"http://localhost:8501/portal\?token=([A-Za-z0-9_-]+)")
 SETTINGS = portal.portal_settings(env={})
@@ -31,7 +31,10 @@ def practice(engine) -> Practice:
     return build_practice(engine)
 
 
-def invite(engine, actor: Actor, client_id: int, tmp_path: Path, **kwargs) -> portal.InvitationSent:
+def queue_invite(
+    engine, actor: Actor, client_id: int, tmp_path: Path, **kwargs
+) -> portal.InvitationQueued:
+    """What the invite button does: the invitation is queued (and committed)."""
     with transaction(engine) as session:
         return portal.send_invitation(
             session,
@@ -41,6 +44,32 @@ def invite(engine, actor: Actor, client_id: int, tmp_path: Path, **kwargs) -> po
             settings=kwargs.pop("settings", SETTINGS),
             **kwargs,
         )
+
+
+def deliver(engine, tmp_path: Path) -> worker.Delivery:
+    """The worker's turn: send what the outbox holds (as .eml files under tmp_path)."""
+    return worker.deliver_due(engine, mail_settings=mail.mail_settings(tmp_path, env={}))
+
+
+def invite(
+    engine, actor: Actor, client_id: int, tmp_path: Path, **kwargs
+) -> portal.InvitationQueued:
+    """Invite, and let the worker send it."""
+    queued = queue_invite(engine, actor, client_id, tmp_path, **kwargs)
+    deliver(engine, tmp_path)
+    return queued
+
+
+def queued_token(engine) -> str:
+    """The token of the newest invitation still in the outbox, read from the queued email."""
+    with transaction(engine) as session:
+        raw = session.scalar(
+            select(MessageOutbox.message)
+            .where(MessageOutbox.kind == "invitation", MessageOutbox.status == "queued")
+            .order_by(MessageOutbox.id.desc())
+        )
+    (token,) = TOKEN_IN_LINK.findall(mail.from_bytes(raw).get_content())
+    return token
 
 
 def last_token(tmp_path: Path) -> str:
@@ -125,16 +154,28 @@ def test_roles_without_portal_invite_cannot_invite(engine, practice, tmp_path, r
 # --- the token's life --------------------------------------------------------------------------
 
 
-def test_an_invitation_is_emailed_logged_and_stored_hashed(engine, practice, tmp_path):
+def test_an_invitation_is_queued_then_emailed_logged_and_stored_hashed(engine, practice, tmp_path):
     client_id = add_client(engine, practice)
     assert status(engine, practice.front_desk, client_id).status_text("UTC") == (
         "Not invited to the portal."
     )
-    sent = invite(engine, practice.front_desk, client_id, tmp_path)
-    assert sent.status == "sent"
-    token = last_token(tmp_path)
-    assert len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))) >= 16  # ≥128 bits
+    queued = queue_invite(engine, practice.front_desk, client_id, tmp_path)
+    assert (queued.status, queued.error) == ("queued", "")
+    assert not (tmp_path / "outbox").exists()  # the worker sends it, not the button
+    waiting = status(engine, practice.front_desk, client_id)
+    assert [i.status for i in waiting.invitations] == ["Queued"]
+    assert waiting.status_text("UTC").startswith("Invitation queued ")
+    assert "waiting to be emailed" in waiting.blocker_text()  # no second one meanwhile
+    (entry,) = log_rows(engine, client_id)
+    assert (entry.kind, entry.status) == ("invitation", "queued")
+    early = queued_token(engine)
+    assert refused(engine, early) == portal.INVALID_LINK  # no link works before it is sent
 
+    assert deliver(engine, tmp_path) == worker.Delivery(sent=1)
+
+    token = last_token(tmp_path)
+    assert token == early
+    assert len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))) >= 16  # ≥128 bits
     with transaction(engine) as session:
         (row,) = session.scalars(select(PortalInvitation))
         assert row.token_hash == hashlib.sha256(token.encode()).hexdigest()
@@ -192,11 +233,16 @@ def test_a_token_expires(engine, practice, tmp_path):
     accept(engine, token, now=sent.expires_at - timedelta(seconds=1))  # just in time
 
 
-def test_a_resend_kills_the_old_token(engine, practice, tmp_path):
+def test_a_resend_kills_the_old_token_once_it_is_sent(engine, practice, tmp_path):
     client_id = add_client(engine, practice)
-    assert not invite(engine, practice.front_desk, client_id, tmp_path).replaced_earlier
+    invite(engine, practice.front_desk, client_id, tmp_path)
     old = last_token(tmp_path)
-    assert invite(engine, practice.manager, client_id, tmp_path).replaced_earlier
+    queue_invite(engine, practice.manager, client_id, tmp_path)
+    assert [i.status for i in status(engine, practice.front_desk, client_id).invitations] == [
+        "Queued",
+        "Invited",
+    ]
+    deliver(engine, tmp_path)
     new = last_token(tmp_path)
     assert new != old
 
@@ -209,6 +255,24 @@ def test_a_resend_kills_the_old_token(engine, practice, tmp_path):
         "Accepted",
         "Replaced",
     ]
+
+
+def test_revoking_a_queued_invitation_stops_it_going_out(engine, practice, tmp_path):
+    client_id = add_client(engine, practice)
+    queue_invite(engine, practice.front_desk, client_id, tmp_path)
+    token = queued_token(engine)
+    with transaction(engine) as session:
+        assert portal.revoke_invitation(session, actor=practice.manager, client_id=client_id) == 1
+
+    assert deliver(engine, tmp_path) == worker.Delivery()
+    assert not (tmp_path / "outbox").exists()
+    (entry,) = log_rows(engine, client_id)
+    assert (entry.status, entry.error) == (
+        "failed",
+        "Not sent: the invitation was revoked before it went out.",
+    )
+    assert refused(engine, token) == portal.INVALID_LINK
+    assert status(engine, practice.manager, client_id).can_invite
 
 
 def test_a_revoked_token_is_dead(engine, practice, tmp_path):
@@ -261,18 +325,15 @@ def test_a_failed_send_is_logged_and_the_earlier_link_keeps_working(engine, prac
     client_id = add_client(engine, practice)
     invite(engine, practice.front_desk, client_id, tmp_path)
     working = last_token(tmp_path)
+    with transaction(engine) as session:  # an address no email can be built for
+        session.execute(update(Client).values(email="jane.doe@invalid"))
 
-    failed = invite(
-        engine,
-        practice.front_desk,
-        client_id,
-        tmp_path,
-        mail_settings=unreachable_smtp(tmp_path),
-    )
+    failed = invite(engine, practice.front_desk, client_id, tmp_path)
+
     assert failed.status == "failed"
     _, not_sent = log_rows(engine, client_id)
     assert (not_sent.kind, not_sent.status) == ("invitation", "failed")
-    assert "unreachable" in not_sent.error
+    assert "email" in not_sent.error.lower()
     shown = status(engine, practice.front_desk, client_id)
     assert [i.status for i in shown.invitations] == ["Not sent", "Invited"]
     assert shown.current.status == "Invited"

@@ -1,4 +1,5 @@
-"""Emailed payment receipts (spec B3) over a real SMTP conversation, the outbox, and failures."""
+"""Emailed payment receipts (spec B3): queued with the payment's transaction, sent by the worker
+over a real SMTP conversation (or to the .eml outbox), and failures, logged."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from lib import mail, postings, receipts
+from lib import mail, outbox, postings, receipts, worker
 from lib.db import transaction
 from lib.models import AuditEntry, DocumentLogEntry, PracticeSetting, Service
 from lib.policy import Actor, PermissionDenied
@@ -123,11 +124,20 @@ def paid(engine) -> Paid:
     return Paid(biller, client_id, payment.entry_id, charge.entry_id)
 
 
-def send(engine, paid: Paid, settings: mail.MailSettings, entry_id: int | None = None):
+def queue(engine, paid: Paid, settings: mail.MailSettings, entry_id: int | None = None):
+    """What "Email the receipt" does: queue it, committed."""
     with transaction(engine) as session:
         return receipts.email_receipt(
             session, actor=paid.biller, entry_id=entry_id or paid.payment_id, settings=settings
         )
+
+
+def send(
+    engine, paid: Paid, settings: mail.MailSettings, entry_id: int | None = None
+) -> tuple[outbox.Queued, worker.Delivery]:
+    """Queue the receipt, then let the worker send it."""
+    queued = queue(engine, paid, settings, entry_id)
+    return queued, worker.deliver_due(engine, mail_settings=settings)
 
 
 def receipt_logs(engine) -> list[DocumentLogEntry]:
@@ -161,18 +171,33 @@ def assert_no_health_information(message: EmailMessage) -> None:
         assert secret not in visible, secret
 
 
+def test_emailing_a_receipt_contacts_no_mail_server_until_the_worker_runs(
+    engine, paid, smtp, tmp_path
+):
+    controller, collector = smtp
+    settings = settings_for("127.0.0.1", controller.port, tmp_path / "outbox")
+
+    queued = queue(engine, paid, settings)
+
+    assert (queued.status, queued.recipient) == ("queued", EMAIL)
+    assert collector.envelopes == []
+    [log] = receipt_logs(engine)
+    assert (log.status, log.id) == ("queued", queued.document_id)
+    [audit] = receipt_audits(engine)
+    assert audit.detail == f"status=queued document={queued.document_id}"
+
+
 def test_a_receipt_travels_over_smtp_to_the_clients_address(engine, paid, smtp, tmp_path):
     controller, collector = smtp
     settings = settings_for("127.0.0.1", controller.port, tmp_path / "outbox")
-    result = send(engine, paid, settings)
-    assert (result.status, result.transport, result.error) == ("sent", "smtp", "")
+    _, delivery = send(engine, paid, settings)
+    assert delivery == worker.Delivery(sent=1)
 
     [envelope] = collector.envelopes
     assert envelope.rcpt_tos == [EMAIL]
     assert envelope.mail_from == "billing@harbor.example"
     message = message_from_bytes(envelope.original_content, policy=policy.default)
     assert message["To"] == EMAIL
-    assert message["Message-ID"] == result.message_id
     assert "Harbor Counseling" in message["Subject"]
     body = message.get_content()
     assert "$42.50" in body
@@ -191,20 +216,16 @@ def test_a_receipt_travels_over_smtp_to_the_clients_address(engine, paid, smtp, 
         "",
     )
     assert log.form_names == f"Receipt #{paid.payment_id}"
-    [audit] = receipt_audits(engine)
-    assert audit.detail == "status=sent transport=smtp"
 
 
-def test_an_unreachable_mail_server_fails_quietly_and_is_logged(engine, paid, tmp_path):
+def test_an_unreachable_mail_server_is_logged_and_tried_again_later(engine, paid, tmp_path):
     closed = free_port()  # nothing listens there any more
-    result = send(engine, paid, settings_for("127.0.0.1", closed, tmp_path / "outbox"))
-    assert (result.status, result.transport) == ("failed", "smtp")
-    assert result.error.startswith("mail server unreachable")
-    assert "42.50" not in result.error
+    _, delivery = send(engine, paid, settings_for("127.0.0.1", closed, tmp_path / "outbox"))
+    assert delivery == worker.Delivery(retrying=1)
     [log] = receipt_logs(engine)
-    assert (log.status, log.error) == ("failed", result.error)
-    [audit] = receipt_audits(engine)
-    assert audit.detail == "status=failed transport=smtp"
+    assert log.status == "queued"
+    assert log.error.startswith("Attempt 1 of 6 failed (mail server unreachable")
+    assert "42.50" not in log.error
 
 
 def test_a_refusing_mail_server_is_a_failure_too(engine, paid, smtp, tmp_path):
@@ -214,17 +235,19 @@ def test_a_refusing_mail_server_is_a_failure_too(engine, paid, smtp, tmp_path):
         return "550 No such user here"
 
     collector.handle_RCPT = refuse
-    result = send(engine, paid, settings_for("127.0.0.1", controller.port, tmp_path))
-    assert result.status == "failed"
+    _, delivery = send(engine, paid, settings_for("127.0.0.1", controller.port, tmp_path))
+    assert delivery == worker.Delivery(failed=1)
     assert collector.envelopes == []
-    assert [log.status for log in receipt_logs(engine)] == ["failed"]
+    assert [(log.status, log.error) for log in receipt_logs(engine)] == [
+        ("failed", "recipient refused by the mail server")
+    ]
 
 
 def test_without_smtp_the_receipt_is_written_to_the_outbox(engine, paid, tmp_path):
-    outbox = tmp_path / "outbox"
-    result = send(engine, paid, settings_for(None, 25, outbox))
-    assert (result.status, result.transport) == ("sent", "outbox")
-    [eml] = list(outbox.glob("*.eml"))
+    outbox_dir = tmp_path / "outbox"
+    _, delivery = send(engine, paid, settings_for(None, 25, outbox_dir))
+    assert delivery == worker.Delivery(sent=1)
+    [eml] = list(outbox_dir.glob("*.eml"))
     message = message_from_bytes(eml.read_bytes(), policy=policy.default)
     assert message["To"] == EMAIL
     assert "$42.50" in message.get_content()
@@ -235,7 +258,7 @@ def test_without_smtp_the_receipt_is_written_to_the_outbox(engine, paid, tmp_pat
 def test_receipts_are_only_for_client_payments_to_clients_with_an_email(engine, paid, tmp_path):
     settings = settings_for(None, 25, tmp_path / "outbox")
     with pytest.raises(receipts.ReceiptError, match="client payments"):
-        send(engine, paid, settings, entry_id=paid.charge_id)
+        queue(engine, paid, settings, entry_id=paid.charge_id)
     with transaction(engine) as session:
         client_id = make_client(session, first_name="NoMail", email="")
         entry_id = postings.record_payment(
@@ -247,7 +270,7 @@ def test_receipts_are_only_for_client_payments_to_clients_with_an_email(engine, 
             idempotency_key=uuid.uuid4().hex,
         ).entry_id
     with pytest.raises(receipts.ReceiptError, match="no email"):
-        send(engine, paid, settings, entry_id=entry_id)
+        queue(engine, paid, settings, entry_id=entry_id)
     assert not (tmp_path / "outbox").exists()
     assert receipt_logs(engine) == []
 
@@ -256,7 +279,7 @@ def test_front_desk_cannot_email_receipts(engine, paid, tmp_path):
     with transaction(engine) as session:
         desk = make_user(session, "front_desk")
     with pytest.raises(PermissionDenied):
-        send(engine, replace(paid, biller=desk), settings_for(None, 25, tmp_path / "outbox"))
+        queue(engine, replace(paid, biller=desk), settings_for(None, 25, tmp_path / "outbox"))
     assert receipt_logs(engine) == []
 
 

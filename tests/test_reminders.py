@@ -2,7 +2,8 @@
 
 Which setting applies to a client is resolved built-in → practice → clinician → client, and a
 channel works only with the client's consent; ``send-reminders`` sends each appointment's
-reminder once per channel, inside the effective lead time, however often it runs.
+reminder once per channel, inside the effective lead time, however often it runs. Reminders are
+queued in the outbox and sent by the worker (``lib.worker``): ``run`` below is one worker round.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from lib import mail, reminders
+from lib import mail, outbox, reminders, worker
 from lib.client_record import StaleEdit
 from lib.db import transaction
 from lib.models import (
@@ -34,7 +35,12 @@ from lib.models import (
     Service,
 )
 from lib.policy import Actor, PermissionDenied
-from lib.reminder_sender import parse_instant, reminder_text, send_due_reminders
+from lib.reminder_sender import (
+    RETRY_FAILED_AFTER,
+    parse_instant,
+    queue_due_reminders,
+    reminder_text,
+)
 from lib.validation import ValidationError
 from tests.factories import make_client, make_clinician, make_user
 
@@ -447,6 +453,16 @@ def unreachable_smtp(tmp_path) -> mail.MailSettings:
     return mail.mail_settings(tmp_path, env=env)
 
 
+def run(engine, tmp_path, *, now: datetime = NOW, settings: mail.MailSettings | None = None):
+    """One worker round: queue due reminders as of ``now``, then send the outbox."""
+    return worker.run_round(
+        engine,
+        now=now,
+        mail_settings=settings or outbox_settings(tmp_path),
+        practice_tz="America/New_York",
+    )
+
+
 def sends(engine) -> set[tuple[int, str, str]]:
     with transaction(engine) as session:
         return {
@@ -477,10 +493,17 @@ def test_reminders_go_once_per_channel_inside_the_lead_time(engine, practice, tm
     add_appointment(engine, practice, client_id, NOW + timedelta(hours=5), status="cancelled")
     add_appointment(engine, practice, client_id, NOW - timedelta(hours=1))
 
-    first = send_due_reminders(engine, now=NOW, mail_settings=outbox_settings(tmp_path))
+    first = run(engine, tmp_path)
 
-    assert (first.emailed, first.queued_sms, first.queued_voice, first.failed) == (1, 1, 1, 0)
-    assert first.appointments_due == 1
+    queued = first.reminders
+    assert (queued.queued_email, queued.queued_sms, queued.queued_voice, queued.failed) == (
+        1,
+        1,
+        1,
+        0,
+    )
+    assert queued.appointments_due == 1
+    assert first.delivery == worker.Delivery(sent=1)
     assert sends(engine) == {
         (soon, "email", "sent"),
         (soon, "sms", "queued"),
@@ -495,27 +518,32 @@ def test_reminders_go_once_per_channel_inside_the_lead_time(engine, practice, tm
     ]
     assert log[0].recipient == "jane.doe@example.com"
     assert log[1].recipient == "(617) 555-0142"
+    assert log[1].error == outbox.WAITING_FOR_PROVIDER["sms"]
     with transaction(engine) as session:
-        queued = list(session.scalars(select(MessageOutbox).order_by(MessageOutbox.id)))
-    assert [(m.channel, m.recipient, m.status) for m in queued] == [
+        waiting = list(
+            session.scalars(
+                select(MessageOutbox)
+                .where(MessageOutbox.channel != "email")
+                .order_by(MessageOutbox.id)
+            )
+        )
+    assert [(m.channel, m.recipient, m.status) for m in waiting] == [
         ("sms", "(617) 555-0142", "queued"),
         ("voice", "(617) 555-0142", "queued"),
     ]
-    assert "Doe" not in queued[0].body and "Jane" in queued[0].body
+    assert "Doe" not in waiting[0].body and "Jane" in waiting[0].body
     assert count(engine, AuditEntry, AuditEntry.action == "reminder.send") == 3
 
-    second = send_due_reminders(engine, now=NOW, mail_settings=outbox_settings(tmp_path))
-    assert (second.emailed, second.queued_sms, second.queued_voice) == (0, 0, 0)
+    second = run(engine, tmp_path).reminders
+    assert (second.queued_email, second.queued_sms, second.queued_voice) == (0, 0, 0)
     assert second.already_sent == 3
     assert len(eml_files(tmp_path)) == 1
     assert len(reminder_log(engine)) == 3
-    assert count(engine, MessageOutbox) == 2
+    assert count(engine, MessageOutbox) == 3
 
     # Seven hours later the second appointment is 23 hours away: inside the 24-hour lead.
-    third = send_due_reminders(
-        engine, now=NOW + timedelta(hours=7), mail_settings=outbox_settings(tmp_path)
-    )
-    assert (third.emailed, third.queued_sms, third.queued_voice) == (1, 1, 1)
+    third = run(engine, tmp_path, now=NOW + timedelta(hours=7)).reminders
+    assert (third.queued_email, third.queued_sms, third.queued_voice) == (1, 1, 1)
     assert {s for s in sends(engine) if s[0] == later} == {
         (later, "email", "sent"),
         (later, "sms", "queued"),
@@ -537,34 +565,61 @@ def test_the_effective_settings_decide_lead_time_and_channels(engine, practice, 
     noa_appt = add_appointment(engine, practice, no_texts, NOW + timedelta(hours=3))
     add_appointment(engine, practice, bens, NOW + timedelta(hours=3))
 
-    run = send_due_reminders(engine, now=NOW, mail_settings=outbox_settings(tmp_path))
+    done = run(engine, tmp_path)
 
     assert sends(engine) == {
         (lea_appt, "email", "sent"),
         (lea_appt, "sms", "queued"),
         (noa_appt, "email", "sent"),
     }
-    assert run.appointments_due == 2
+    assert done.reminders.appointments_due == 2
 
 
-def test_a_failed_email_is_logged_and_retried_by_the_next_run(engine, practice, tmp_path):
+def test_a_failed_email_is_logged_and_queued_again_an_hour_later(engine, practice, tmp_path):
     client_id = add_client(engine, practice)
     appointment = add_appointment(engine, practice, client_id, NOW + timedelta(hours=2))
+    with transaction(engine) as session:  # an address no email can be built for
+        session.execute(update(Client).values(email="jane.doe@invalid"))
 
-    failed = send_due_reminders(engine, now=NOW, mail_settings=unreachable_smtp(tmp_path))
-    assert (failed.emailed, failed.failed) == (0, 1)
+    failed = run(engine, tmp_path)
+    assert (failed.reminders.queued_email, failed.reminders.failed) == (0, 1)
     assert sends(engine) == {(appointment, "email", "failed")}
     (entry,) = reminder_log(engine)
     assert entry.status == "failed"
-    assert "unreachable" in entry.error
+    assert entry.error
 
-    retried = send_due_reminders(engine, now=NOW, mail_settings=outbox_settings(tmp_path))
-    assert (retried.emailed, retried.failed) == (1, 0)
+    with transaction(engine) as session:
+        session.execute(update(Client).values(email="jane.doe@example.com"))
+    assert run(engine, tmp_path).reminders.queued_email == 0  # not every minute
+    retried = run(engine, tmp_path, now=NOW + RETRY_FAILED_AFTER)
+    assert (retried.reminders.queued_email, retried.delivery.sent) == (1, 1)
     assert sends(engine) == {(appointment, "email", "sent")}
     assert [e.status for e in reminder_log(engine)] == ["failed", "sent"]
-    again = send_due_reminders(engine, now=NOW, mail_settings=outbox_settings(tmp_path))
-    assert again.emailed == 0
+    again = run(engine, tmp_path, now=NOW + RETRY_FAILED_AFTER * 2)
+    assert again.reminders.queued_email == 0
     assert len(eml_files(tmp_path)) == 1
+
+
+def test_a_reminder_for_an_appointment_cancelled_meanwhile_is_not_sent(engine, practice, tmp_path):
+    client_id = add_client(engine, practice)
+    appointment = add_appointment(engine, practice, client_id, NOW + timedelta(hours=2))
+    queued = queue_due_reminders(engine, now=NOW, mail_settings=outbox_settings(tmp_path))
+    assert queued.queued_email == 1
+    with transaction(engine) as session:
+        session.execute(
+            update(Appointment).where(Appointment.id == appointment).values(status="cancelled")
+        )
+
+    assert worker.deliver_due(engine, mail_settings=outbox_settings(tmp_path)) == (
+        worker.Delivery()
+    )
+    assert eml_files(tmp_path) == []
+    (entry,) = reminder_log(engine)
+    assert (entry.status, entry.error) == (
+        "failed",
+        "Not sent: the appointment is no longer scheduled.",
+    )
+    assert sends(engine) == {(appointment, "email", "failed")}
 
 
 def test_two_runs_at_the_same_time_send_each_reminder_once(engine, practice, tmp_path):
@@ -575,21 +630,22 @@ def test_two_runs_at_the_same_time_send_each_reminder_once(engine, practice, tmp
     results = []
     barrier = threading.Barrier(2)
 
-    def run():
+    def one_round():
         barrier.wait()
-        results.append(send_due_reminders(engine, now=NOW, mail_settings=outbox_settings(tmp_path)))
+        results.append(run(engine, tmp_path))
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
+    threads = [threading.Thread(target=one_round) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=120)
     assert len(results) == 2
-    assert sum(r.emailed for r in results) == 6
-    assert sum(r.queued_sms for r in results) == 6
+    assert sum(r.reminders.queued_email for r in results) == 6
+    assert sum(r.reminders.queued_sms for r in results) == 6
+    assert sum(r.delivery.sent for r in results) == 6
     assert count(engine, ReminderSend) == 12
     assert len(eml_files(tmp_path)) == 6
-    assert count(engine, MessageOutbox) == 6
+    assert count(engine, MessageOutbox) == 12
 
 
 def test_a_reminder_says_when_in_the_clients_time_zone_and_nothing_clinical():
@@ -646,11 +702,12 @@ def test_the_send_reminders_command_sends_once_and_says_how_many(
 
     first = command("--now", "2026-12-01T09:00")  # the practice's time: 14:00 UTC
     assert first.returncode == 0, first.stderr
-    assert "Emailed: 1." in first.stdout
+    assert "Emails queued: 1." in first.stdout and "Emails sent: 1." in first.stdout
     assert "Jane" not in first.stdout and "Doe" not in first.stdout
     second = command("--now", "2026-12-01T09:00")
     assert second.returncode == 0, second.stderr
-    assert "Emailed: 0." in second.stdout and "Already sent earlier: 1." in second.stdout
+    assert "Emails queued: 0." in second.stdout
+    assert "Already sent or queued earlier: 1." in second.stdout
     assert len(eml_files(tmp_path)) == 1
     bad = command("--now", "next tuesday")
     assert bad.returncode == 2

@@ -203,7 +203,7 @@ def page_count(pdf: bytes) -> int:
     return len(re.findall(rb"/Type\s*/Page(?!s)", pdf))
 
 
-def test_a_statement_is_stored_as_a_pdf_and_logged_in_the_clients_documents(
+def test_a_statement_is_stored_as_a_pdf_and_logged_as_generated_not_sent(
     engine, practice, tmp_path
 ):
     client_id = owing_client(engine, practice)
@@ -221,7 +221,7 @@ def test_a_statement_is_stored_as_a_pdf_and_logged_in_the_clients_documents(
         client_id,
         "statement",
         "pdf",
-        "sent",
+        "generated",  # handed to staff; nobody sent it (issue 10 item 13)
     )
     assert (log.attachment_names, log.sender_user_id) == (name, practice.biller.user_id)
     [audit] = statement_audits(engine)

@@ -21,6 +21,7 @@ from ui.client_views import billing_tab
 PAYMENT_DIALOG = "cd_payment_dialog_key"
 PAYMENT_OPEN = "cd_payment_dialog_open"  # id of the client whose payment dialog is open
 LAST_RECEIPT = "cd_last_payment"
+STATEMENT_PROBLEM = "cd_statement_problem"  # why "Email the statement" did not queue it
 
 
 def _key(name: str) -> str:
@@ -153,18 +154,36 @@ def record_payment_dialog(client_id: int) -> None:
 
 
 def _email_receipt(entry_id: int) -> str:
-    """Send the receipt after the payment committed; a mail problem never undoes a payment."""
+    """Queue the receipt after the payment committed; a mail problem never undoes a payment."""
     settings = mail.mail_settings(context.settings().data_dir)
     try:
         with transaction(context.engine()) as session:
-            sent = receipts.email_receipt(
+            receipts.email_receipt(
                 session, actor=context.actor(), entry_id=entry_id, settings=settings
             )
     except (receipts.ReceiptError, mail.MailError) as exc:
         return f"No receipt was emailed: {exc}"
-    if sent.status == "sent":
-        return "Receipt emailed."
-    return f"The receipt could not be emailed ({sent.error}); it is logged under Documents."
+    return "The receipt is queued and goes out within a minute (see Documents)."
+
+
+def _email_statement(client_id: int) -> None:
+    settings = context.settings()
+    try:
+        with transaction(context.engine()) as session:
+            queued = statements.email_statement(
+                session,
+                actor=context.actor(),
+                client_id=client_id,
+                data_dir=settings.data_dir,
+                mail_settings=mail.mail_settings(settings.data_dir),
+            )
+    except statements.StatementNotEmailed as exc:
+        st.session_state[STATEMENT_PROBLEM] = f"The statement was not emailed: {exc}"
+        return
+    st.session_state[LAST_RECEIPT] = (
+        f"The statement is queued for {queued.recipient} and goes out within a minute "
+        "(see Documents)."
+    )
 
 
 def corrections(client_id: int) -> None:
@@ -269,7 +288,7 @@ def _done(key_name: str, message: str) -> None:
 def billing_section(client_id: int) -> None:
     """The Billing tab: actions for the role, and the ledger (messages show in the header)."""
     actor = context.actor()
-    c1, c2, _ = st.columns([1, 1, 2])
+    c1, c2, c3, _ = st.columns([1, 1, 1, 1])
     if allowed(actor, "payment.record"):
         c1.button(
             "Record payment",
@@ -291,6 +310,21 @@ def billing_section(client_id: int) -> None:
         generated.keep(
             "statement", owner=client_id, file_name=name, content=pdf, mime="application/pdf"
         )
+    if allowed(actor, "statement.create"):
+        with read_session(context.engine()) as session:
+            recipient = statements.statement_recipient(session, actor=actor, client_id=client_id)
+        c3.button(
+            "Email the statement",
+            key="billing_stmt_email",
+            icon=":material/forward_to_inbox:",
+            disabled=bool(recipient.problem),
+            help=recipient.problem or f"Sends the statement as a PDF to {recipient.address}.",
+            on_click=_email_statement,
+            args=(client_id,),
+        )
+    problem = st.session_state.pop(STATEMENT_PROBLEM, None)
+    if problem:
+        st.error(problem)
     ready = generated.ready("statement", owner=client_id)
     if ready:
         st.download_button(

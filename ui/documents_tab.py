@@ -131,8 +131,12 @@ def _send_dialog(client_id: int, resend_of: int | None, preset: tuple[int, ...])
             st.error(str(exc))
             return
         when = local_text(outcome.sent_at, _tz())
-        if outcome.status == "sent":
-            notice = (True, "Forms sent.", f"To {outcome.recipient} at {when}.")
+        if outcome.status == "queued":
+            notice = (
+                True,
+                "Forms queued: they are emailed within a minute.",
+                f"To {outcome.recipient}, queued at {when}. The log below shows when they went.",
+            )
         else:
             notice = (
                 False,

@@ -199,7 +199,7 @@ def render(client_id: int) -> None:
             actor=actor,
             client_id=client_id,
             answers={int(f[1:]): v for f, v in changes.items()},
-            expected_versions={int(f[1:]): shown_versions.get(int(f[1:]), 0) for f in changes},
+            expected_versions=shown_versions,
             tz_name=tz,
         ),
     )

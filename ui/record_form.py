@@ -284,24 +284,23 @@ class RecordForm:
         write: Callable[[Session, dict[str, Any], Any], Any],
         *,
         saved_notice: str = "Saved.",
-    ) -> bool:
+    ) -> None:
         """Run ``write(session, changes, version_shown)`` in one transaction.
 
         On success the snapshot is dropped (the next run shows the stored record under new
         keys) and ``saved_notice`` shows there. Field errors go next to their fields and
         nothing is written; a refusal keeps the user's typing and lists the unsaved edits.
-        Returns False when nothing was saved (the caller's screen stays as it is).
         """
         if not changes:
             st.info("Nothing changed, so nothing was saved.")
-            return False
+            return
         try:
             # A colleague saving at the same moment makes this wait or run again, never fail.
             db.write(context.engine(), lambda session: write(session, changes, self.version))
         except ValidationError as exc:
             self.show_errors(exc.errors)
             st.error("Nothing was saved: correct the fields marked above.")
-            return False
+            return
         except StaleEdit as exc:
             self._snap.stale = str(exc)
             self._snap.unsaved = dict(changes)
@@ -309,9 +308,8 @@ class RecordForm:
             st.rerun()
         except PermissionDenied as exc:
             st.error(str(exc))
-            return False
+            return
         self._snap.refresh = True
         self._snap.notice = saved_notice
         self._snap.unsaved, self._snap.unsaved_text, self._snap.stale = {}, [], ""
         st.rerun()
-        return True  # not reached: st.rerun() ends the run

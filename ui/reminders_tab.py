@@ -13,8 +13,8 @@ import pandas as pd
 import streamlit as st
 
 from lib import mail, portal, reminders
-from lib.edits import StaleEdit
 from lib.db import read_session, transaction
+from lib.edits import StaleEdit
 from lib.policy import PermissionDenied, allowed
 from lib.timeutil import local_text
 from lib.validation import ValidationError
@@ -203,9 +203,12 @@ def _send_invitation(client_id: int, origin: str) -> None:
     except (portal.InvitationNotPossible, PermissionDenied) as exc:
         notice = ("error", str(exc))
     else:
-        if sent.status == "sent":
-            earlier = " The earlier link no longer works." if sent.replaced_earlier else ""
-            notice = ("success", f"Portal invitation emailed.{earlier}")
+        if sent.status == "queued":
+            notice = (
+                "success",
+                "Portal invitation queued: it is emailed within a minute. Its link works once "
+                "it is sent, and an earlier link stops working then.",
+            )
         else:
             notice = (
                 "error",
@@ -222,7 +225,7 @@ def _revoke(client_id: int) -> None:
     except PermissionDenied as exc:
         notice = ("error", str(exc))
     else:
-        notice = ("success", "Invitation revoked: its link no longer works.")
+        notice = ("success", "Invitation revoked: its link no longer works (or never will).")
         if not count:
             notice = ("error", "There was no open invitation to revoke.")
     st.session_state[NOTICE] = (client_id, "tab", *notice)
@@ -265,6 +268,7 @@ def _portal_section(client_id: int) -> None:
     _show_notice(client_id, "tab", st)
     if allowed(actor, "portal.invite"):
         live = status.current is not None and status.current.is_live
+        revocable = live or status.queued is not None
         b1, b2, _ = st.columns([2, 2, 4])
         b1.button(
             "Resend invitation" if live else "Invite to portal",
@@ -279,7 +283,7 @@ def _portal_section(client_id: int) -> None:
             "Revoke invitation",
             key="tab_revoke",
             icon=":material/block:",
-            disabled=not live,
+            disabled=not revocable,
             on_click=_revoke,
             args=(client_id,),
         )

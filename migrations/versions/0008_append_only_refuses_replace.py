@@ -1,7 +1,7 @@
 """append-only tables refuse INSERT OR REPLACE on SQLite
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0009
 Create Date: 2026-11-30 05:30:00
 
 SQLite's REPLACE (``INSERT OR REPLACE``, ``REPLACE INTO``) resolves a unique conflict by
@@ -18,7 +18,7 @@ from alembic import op
 
 
 revision: str = "0008"
-down_revision: str | None = "0003"
+down_revision: str | None = "0009"  # assigned "0003"; re-chained after merging main (0009)
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

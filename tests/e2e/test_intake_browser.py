@@ -67,6 +67,10 @@ def test_a_signup_from_a_phone_is_accepted_and_its_answers_are_on_the_client(
         public.get_by_role("button", name="Send to the practice").click()
         expect(public.get_by_text("Please answer this question.").first).to_be_visible()
         _fill_public_form(public)
+        # The honeypot is there for programs and screen readers, never on a person's screen.
+        trap = public.get_by_role("textbox", name="Leave this field empty")
+        expect(trap).to_have_count(1)
+        expect(trap).not_to_be_in_viewport()
         public.get_by_role("button", name="Send to the practice").click()
         expect(public.get_by_text(THANKS)).to_be_visible()
         wait_idle(public)
