@@ -194,6 +194,15 @@ def engine(db_url) -> Iterator[Engine]:
 
 
 @pytest.fixture
+def owner_engine(db_url) -> Iterator[Engine]:
+    """The ``engine`` fixture's database as the owner role (PostgreSQL), for tests that run
+    migrations themselves; on SQLite the same database."""
+    eng = make_engine(db_url if db_url.startswith("sqlite") else as_owner(db_url))
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
 def demo_url(templates, db_kind) -> Iterator[str]:
     """URL of a fresh copy of a small demo practice (60 clients, demo logins)."""
     url = templates.copy(db_kind, demo=True)

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lib import clients, postings
+from lib import clients, mail, postings, worker
 from lib.config import load_settings
 from lib.db import (
     SQLITE_READS_AT_ONCE,
@@ -373,3 +373,42 @@ def _wait_until_settled(value, *, quiet: float = 0.5, limit: float = 5.0) -> Non
         now = value()
         if now != last:
             last, since = now, time.monotonic()
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite"])
+def test_the_worker_keeps_going_while_the_database_stays_busy(db_url, people, tmp_path):
+    """A save that gives up (DatabaseBusy) is a database error the worker reports and retries,
+    never one that stops it."""
+    limits = replace(Limits.from_settings(load_settings({})), write_timeout_seconds=0.5)
+    impatient = make_engine(db_url, limits=limits)
+    said: list[str] = []
+    stop = threading.Event()
+    mail_settings = mail.mail_settings(tmp_path, env={})
+
+    def run() -> None:
+        worker.run_forever(
+            impatient,
+            mail_settings=mail_settings,
+            practice_tz="America/New_York",
+            stop=stop,
+            interval=0.2,
+            poll=0.2,
+            say=said.append,
+        )
+
+    thread = threading.Thread(target=run)
+    try:
+        thread.start()
+        _wait_until_settled(lambda: len(said), quiet=0.3)  # started and idle
+        with colleague_holding_the_lock("sqlite", db_url, people[1][0]):
+            deadline = time.monotonic() + 10
+            while not any("DatabaseBusy" in line for line in said):
+                assert time.monotonic() < deadline, said
+                time.sleep(0.1)
+            assert thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        impatient.dispose()
+    assert not thread.is_alive()
+    assert said[-1] == "Worker stopped."

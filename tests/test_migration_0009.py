@@ -42,7 +42,8 @@ def _log(session, client_id: int, kind: str, channel: str, status: str) -> None:
     )
 
 
-def test_0009_backfills_statement_and_stuck_email_rows_and_downgrades(engine):
+def test_0009_backfills_statement_and_stuck_email_rows_and_downgrades(owner_engine):
+    engine = owner_engine  # migrations run as the tables' owner (the app's role may not)
     _to(engine, "0003", command.downgrade)
     assert current_revision(engine) == "0003"
     with transaction(engine) as session:
