@@ -8,6 +8,8 @@ median milliseconds of:
   client_list_page          first 50 active clients sorted by balance, with count and totals
   client_search             a partial name typed in the search box
   aging_report              the outstanding-balances report over every client with a balance
+  aging_report_month_end    the same report as of the end of last month (point in time:
+                            replays every client with entries posted since then)
   record_payment            one payment: allocation, projections and audit, committed
   naive_pandas_client_list  what a typical Streamlit app does: read the whole ledger with
                             pandas and group it by client (the baseline)
@@ -23,6 +25,7 @@ import json
 import statistics
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +41,7 @@ from lib import aging, auth, clients, postings  # noqa: E402
 from lib.db import make_engine, read_session, transaction, upgrade  # noqa: E402
 from lib.demo import seed_demo  # noqa: E402
 from lib.models import Client, LedgerEntry, User  # noqa: E402
+from lib.timeutil import practice_today  # noqa: E402
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -118,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
             report = aging.report(session, actor=actor)
         assert report.total_ar_cents > 0
 
+    month_end = practice_today().replace(day=1) - timedelta(days=1)
+
+    def aging_report_month_end():
+        with read_session(engine) as session:
+            report = aging.report(session, actor=actor, as_of=month_end)
+        assert report.total_ar_cents > 0 and report.replayed
+
     run_id = time.time_ns()
     counter = iter(range(10**9))
 
@@ -148,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         "client_list_page": median_ms(client_list_page, args.repeat),
         "client_search": median_ms(client_search, args.repeat),
         "aging_report": median_ms(aging_report, args.repeat),
+        "aging_report_month_end": median_ms(aging_report_month_end, heavy_repeat, warmup=1),
         "record_payment": median_ms(record_payment, args.repeat),
         "naive_pandas_client_list": median_ms(naive_pandas_client_list, heavy_repeat, warmup=1),
     }

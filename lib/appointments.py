@@ -147,11 +147,12 @@ def schedule(
 
 def charge_split(
     session: Session, client: Client, fee_cents: int
-) -> dict[str, tuple[int, int | None]]:
-    """How a fee splits: {'client': (cents, None), 'insurance': (cents, payer_id)}.
+) -> dict[str, tuple[int, int | None, str]]:
+    """How a fee splits: {'client': (cents, None, ''), 'insurance': (cents, payer_id, name)}.
 
     Insured clients owe the primary coverage's copay (never more than the fee) and insurance
-    is expected to pay the rest; self-pay clients owe everything.
+    is expected to pay the rest; self-pay clients owe everything. The insurance part names
+    the primary coverage's payer: its id, or the typed name of a payer not in the list.
     """
     if client.billing_type == "insurance":
         primary = session.scalar(
@@ -161,8 +162,15 @@ def charge_split(
         )
         if primary is not None:
             copay = min(primary.copay_cents, fee_cents)
-            return {"client": (copay, None), "insurance": (fee_cents - copay, primary.payer_id)}
-    return {"client": (fee_cents, None), "insurance": (0, None)}
+            return {
+                "client": (copay, None, ""),
+                "insurance": (
+                    fee_cents - copay,
+                    primary.payer_id,
+                    "" if primary.payer_id else primary.payer_name,
+                ),
+            }
+    return {"client": (fee_cents, None, ""), "insurance": (0, None, "")}
 
 
 def set_status(
@@ -222,7 +230,7 @@ def set_status(
         service = session.get(Service, appointment.service_id)
         split = charge_split(session, client, service.fee_cents)
         service_day = practice_day(appointment.starts_at, time_zone)
-        for responsibility, (cents, payer_id) in split.items():
+        for responsibility, (cents, payer_id, payer_name) in split.items():
             if cents > 0:
                 post_charge(
                     session,
@@ -236,6 +244,7 @@ def set_status(
                     service_id=service.id,
                     clinician_id=appointment.clinician_id,
                     payer_id=payer_id,
+                    payer_name=payer_name,
                     memo=f"{service.code} {service.description}",
                 )
     return appointment.version

@@ -23,6 +23,7 @@ from lib.clients import (
     search_columns,
 )
 from lib.edits import StaleEdit, check_fields, refuse_if_stale
+from lib.ledger import insurance_credits_of
 from lib.models import (
     AuditEntry,
     Client,
@@ -122,6 +123,8 @@ class ClientRecord:
     balance_cents: int | None  # None when the role may not see balances
     client_due_cents: int | None = None
     unapplied_credit_cents: int | None = None
+    # Insurance credit (what a payer paid beyond its own charges) per payer: (payer, cents).
+    insurance_credits: list[tuple[str, int]] = field(default_factory=list)
     age: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -156,10 +159,13 @@ def open_record(
     clinician = session.get(Clinician, client.clinician_id) if client.clinician_id else None
     balance = None
     due = credit = None
+    insurance_credits = []
     if allowed(actor, "balance.view"):
         balance = client.total_cents
         due = client.client_due_cents
         credit = client.unapplied_credit_cents
+        if client.insurance_credit_cents:
+            insurance_credits = insurance_credits_of(session, client.id)
     if audit_open:
         audit.record(
             session,
@@ -188,6 +194,7 @@ def open_record(
         balance_cents=balance,
         client_due_cents=due,
         unapplied_credit_cents=credit,
+        insurance_credits=insurance_credits,
         age=_age(client.dob, practice_today()),
     )
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from lib import audit, auth, client_totals
 from lib.clients import search_columns
-from lib.ledger import Posting, balance_rows, replay
+from lib.ledger import Posting, balance_rows, credit_rows, replay
 from lib.models import (
     Appointment,
     Client,
@@ -33,6 +33,7 @@ from lib.models import (
     Coverage,
     DocumentLogEntry,
     Form,
+    InsuranceCredit,
     IntakeAnswer,
     IntakeQuestion,
     IntakeQuestionSetVersion,
@@ -617,6 +618,7 @@ def _client_batch(
             Appointment,
             LedgerEntry,
             OpenCharge,
+            InsuranceCredit,
             IntakeAnswer,
             DocumentLogEntry,
         )
@@ -1075,6 +1077,8 @@ def _appointments_and_ledger(
                     "version": 1,
                 }
             )
-    balance, items = balance_rows(client_id, replay(postings))
+    state = replay(postings)
+    balance, items = balance_rows(client_id, state)
     client_row.update(balance)
     out[OpenCharge].extend(items)
+    out[InsuranceCredit].extend(credit_rows(client_id, state))

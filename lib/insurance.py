@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import date
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from lib import audit
 from lib.client_record import ClientNotFound, last_change
 from lib.edits import StaleEdit, refuse_if_stale
-from lib.models import Client, Coverage, Payer
+from lib.ledger import PayerRef
+from lib.models import Client, Coverage, LedgerEntry, Payer
 from lib.policy import Actor, require_client_access
 from lib.timeutil import practice_today, utcnow
 from lib.validation import FieldError, ValidationError, Validator, clean_text
@@ -280,3 +281,70 @@ def save_insurance(
 
 def _audit_view(cov: CoverageInput) -> dict:
     return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in asdict(cov).items()}
+
+
+# --- who may pay for this client (the Record payment dialog, issue 10) ----------------------
+
+
+@dataclass(frozen=True)
+class PaymentPayer:
+    """A payer the Record payment dialog offers. ``on_file``: on one of the client's coverages
+    or already billed on their ledger; any other payer needs the user's confirmation."""
+
+    payer_id: int | None
+    payer_name: str  # typed on a coverage (payer not in the list); "" for list payers
+    label: str
+    on_file: bool
+
+    @property
+    def ref(self) -> PayerRef:
+        return PayerRef.of(self.payer_id, self.payer_name)
+
+
+def payment_payers(
+    session: Session, *, client_id: int, actor: Actor | None = None
+) -> list[PaymentPayer]:
+    """The client's coverages in rank order (the primary first: the dialog's default), then
+    payers billed on the client's ledger that are no longer on a coverage (a former payer
+    paying an old claim), then every other active payer in the list (not on file).
+
+    ``actor`` None: called by ``lib.postings`` to check a payment's payer."""
+    client = session.get(Client, client_id)
+    if client is None:
+        raise ClientNotFound("There is no client with that number.")
+    if actor is not None:
+        require_client_access(actor, "payment.record", client.clinician_id)
+    names = {p.id: p.name for p in session.scalars(select(Payer))}
+    found: dict[PayerRef, PaymentPayer] = {}
+
+    def add(payer_id: int | None, typed: str, label: str, on_file: bool) -> None:
+        ref = PayerRef.of(payer_id, typed)
+        if not ref.unknown and ref not in found:
+            found[ref] = PaymentPayer(payer_id, ref.name, label, on_file)
+
+    coverages = session.scalars(
+        select(Coverage)
+        .where(Coverage.client_id == client_id, Coverage.active.is_(True))
+        .order_by(Coverage.rank)
+    )
+    for c in coverages:
+        name = names.get(c.payer_id, "") if c.payer_id else c.payer_name
+        add(c.payer_id, c.payer_name, f"{name} ({RANK_LABELS[c.rank].lower()} coverage)", True)
+    billed = session.execute(
+        select(LedgerEntry.payer_id, LedgerEntry.payer_name)
+        .where(
+            LedgerEntry.client_id == client_id,
+            LedgerEntry.kind == "charge",
+            LedgerEntry.responsibility == "insurance",
+        )
+        .distinct()
+    ).all()
+    for payer_id, typed in sorted(billed, key=lambda r: (names.get(r[0], r[1] or "")).lower()):
+        name = names.get(payer_id, "") if payer_id else typed
+        add(payer_id, typed, f"{name} (billed before, no longer on a coverage)", True)
+    others = session.scalars(
+        select(Payer).where(Payer.active.is_(True)).order_by(func.lower(Payer.name))
+    )
+    for p in others:
+        add(p.id, "", f"{p.name} (not on this client's coverages)", False)
+    return list(found.values())

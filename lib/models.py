@@ -220,10 +220,13 @@ class Client(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     # Balance projection of this client's ledger, kept by lib.ledger.refresh_client in the same
     # transaction as every posting; the list sorts, filters and sums these columns.
-    # total = client due + insurance pending - unapplied credit.
+    # total = client due + insurance pending - unapplied credit - insurance credit.
     client_due_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     insurance_pending_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     unapplied_credit_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # What insurance paid beyond its own open charges (all payers; per payer in
+    # ``insurance_credits``). Not the client's money: never refunded to the client.
+    insurance_credit_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     total_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     oldest_unpaid_dos: Mapped[date | None] = mapped_column(Date)
     personal_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
@@ -307,6 +310,8 @@ class LedgerEntry(Base):
         CheckConstraint("amount_cents > 0", name="amount_positive"),
         Index("ix_ledger_client_id", "client_id", "id"),
         Index("ix_ledger_appointment", "appointment_id"),
+        # Point-in-time reports: which clients have entries posted after a day.
+        Index("ix_ledger_posted_at", "posted_at", "client_id"),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
@@ -319,6 +324,8 @@ class LedgerEntry(Base):
     service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id"))
     clinician_id: Mapped[int | None] = mapped_column(ForeignKey("clinicians.id"))
     payer_id: Mapped[int | None] = mapped_column(ForeignKey("payers.id"))
+    # Insurance entries whose payer is typed on the coverage (not in the payer list): its name.
+    payer_name: Mapped[str] = mapped_column(String(120), default="", server_default="")
     method: Mapped[str] = mapped_column(String(10), default="")
     reference: Mapped[str] = mapped_column(String(60), default="")
     authorization_code: Mapped[str] = mapped_column(String(40), default="")
@@ -343,6 +350,7 @@ class OpenCharge(Base):
             "responsibility",
             "clinician_id",
             "payer_id",
+            "payer_name",
             "service_date",
             "open_cents",
         ),
@@ -353,7 +361,23 @@ class OpenCharge(Base):
     service_date: Mapped[date] = mapped_column(Date)
     clinician_id: Mapped[int | None] = mapped_column(ForeignKey("clinicians.id"))
     payer_id: Mapped[int | None] = mapped_column(ForeignKey("payers.id"))
+    payer_name: Mapped[str] = mapped_column(String(120), default="", server_default="")
     open_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class InsuranceCredit(Base):
+    """What one payer paid for a client beyond that payer's open charges: a projection of the
+    ledger like ``open_charges`` (one row per client and payer holding credit). ``payer_id``
+    None with a ``payer_name``: a payer typed on a coverage; with neither: an old insurance
+    payment that named no payer."""
+
+    __tablename__ = "insurance_credits"
+    __table_args__ = (Index("ix_insurance_credits_client", "client_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    payer_id: Mapped[int | None] = mapped_column(ForeignKey("payers.id"))
+    payer_name: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    credit_cents: Mapped[int] = mapped_column(BigInteger)
 
 
 class ClientTotal(Base):

@@ -49,3 +49,21 @@ def format_cents(cents: int | None) -> str:
     sign = "-" if cents < 0 else ""
     whole, frac = divmod(abs(int(cents)), 100)
     return f"{sign}${whole:,}.{frac:02d}"
+
+
+def format_compact(cents: int) -> str:
+    """A short form that fits a headline at any practice size: exact up to $9,999.99, then
+    $123.4K, $13.52M, $1.35B (negative with a leading minus). Show the exact amount nearby."""
+    exact = format_cents(cents)
+    value = abs(int(cents)) / 100
+    if value < 10_000:
+        return exact
+    sign = "-" if cents < 0 else ""
+    steps = ((1e6, 1e3, "K", 1), (1e9, 1e6, "M", 2), (float("inf"), 1e9, "B", 2))
+    for limit, unit, suffix, digits in steps:
+        if value < limit:
+            scaled = value / unit
+            if round(scaled, digits) >= 1000 and suffix != "B":
+                continue  # $999.96K would read as $1000.0K: say $1.00M instead
+            return f"{sign}${scaled:,.{digits}f}{suffix}"
+    return exact

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lib import audit
-from lib.ledger import ClientState, client_state, refresh_client
+from lib import audit, insurance
+from lib.ledger import ClientState, PayerRef, clean_payer_name, client_state, refresh_client
 from lib.models import Client, LedgerEntry, Payer
 from lib.policy import Actor, require_client_access
 from lib.timeutil import practice_today, utcnow
@@ -162,6 +162,8 @@ def _post(
             "method": row.method,
             "reference": row.reference,
             "reverses_entry_id": row.reverses_entry_id,
+            "payer_id": row.payer_id,
+            "payer_name": row.payer_name,
         },
         detail=detail,
         at=now,
@@ -182,12 +184,15 @@ def post_charge(
     service_id: int | None = None,
     clinician_id: int | None = None,
     payer_id: int | None = None,
+    payer_name: str = "",
     memo: str = "",
 ) -> PostingResult:
     """A charge owed by the client or expected from insurance. ``actor`` None: the system
-    posting an appointment's charge on completion."""
+    posting an appointment's charge on completion. An insurance charge names its payer: a
+    ``payer_id`` from the list, or the ``payer_name`` typed on the coverage."""
     if responsibility not in PAYER_LABELS:
         raise PostingError("A charge is the client's or insurance's responsibility.")
+    insured = responsibility == "insurance"
     return _post(
         session,
         actor=actor,
@@ -202,7 +207,8 @@ def post_charge(
             "appointment_id": appointment_id,
             "service_id": service_id,
             "clinician_id": clinician_id,
-            "payer_id": payer_id if responsibility == "insurance" else None,
+            "payer_id": payer_id if insured else None,
+            "payer_name": clean_payer_name(payer_name)[:120] if insured and not payer_id else "",
             "memo": memo.strip()[:300],
         },
     )
@@ -222,16 +228,30 @@ def record_payment(
     memo: str = "",
     received_on: date | None = None,
     payer_id: int | None = None,
+    payer_name: str = "",
+    confirmed_other_payer: bool = False,
 ) -> PostingResult:
-    """A payment from the client or from insurance. It pays the oldest open charges of that
-    responsibility first; what is left is the client's unapplied credit."""
+    """A payment from the client or from insurance.
+
+    A client's payment pays the client's oldest open charges; what is left is the client's
+    unapplied credit. An insurance payment names its payer (``payer_id`` from the list, or the
+    ``payer_name`` typed on one of the client's coverages), pays only that payer's oldest open
+    charges and leaves the rest as that payer's insurance credit. A payer that is not on the
+    client's coverages (nor billed on their ledger) is refused unless
+    ``confirmed_other_payer`` says the user confirmed it.
+    """
     errors = {}
     if method not in METHOD_LABELS:
         errors["method"] = "Choose how it was paid."
     if paid_by not in PAYER_LABELS:
         errors["paid_by"] = "Choose who paid."
-    if paid_by == "insurance" and payer_id is not None and session.get(Payer, payer_id) is None:
-        errors["payer_id"] = "Choose a payer from the list."
+    payer, off_file = None, False
+    if paid_by == "insurance":
+        payer, off_file, message = _insurance_payer(
+            session, client_id, payer_id, payer_name, confirmed_other_payer
+        )
+        if message:
+            errors["payer_id"] = message
     auth_code = (authorization_code or "").strip()
     if len(re.sub(r"\D", "", auth_code)) >= 12 or len(auth_code) > 40:
         errors["authorization_code"] = "Enter the processor's short authorization code only."
@@ -252,13 +272,53 @@ def record_payment(
             "responsibility": paid_by,
             "amount_cents": amount_cents,
             "service_date": received,
-            "payer_id": payer_id if paid_by == "insurance" else None,
+            "payer_id": payer.payer_id if payer else None,
+            "payer_name": payer.name if payer else "",
             "method": method,
             "reference": reference,
             "authorization_code": auth_code,
             "memo": clean_note(memo, field="memo", label="note"),
         },
+        detail="payer not on the client's coverages, confirmed by the user" if off_file else "",
     )
+
+
+def _insurance_payer(
+    session: Session,
+    client_id: int,
+    payer_id: int | None,
+    payer_name: str,
+    confirmed: bool,
+) -> tuple[PayerRef | None, bool, str]:
+    """The payer of an insurance payment, whether it is off the client's file, and why it
+    cannot be used ("" when it can)."""
+    if payer_id is not None:
+        payer = session.get(Payer, payer_id)
+        if payer is None:
+            return None, False, "Choose a payer from the list."
+        ref, name = PayerRef.of(payer_id), payer.name
+    else:
+        ref = PayerRef.of(None, payer_name)
+        if ref.unknown:
+            return None, False, "Choose the insurance payer who paid."
+        if len(ref.name) > 120:
+            return None, False, "The payer's name can be at most 120 characters."
+        name = ref.name
+    try:
+        choices = insurance.payment_payers(session, client_id=client_id)
+    except insurance.ClientNotFound:
+        return ref, False, ""  # _post refuses the unknown client
+    off_file = ref not in {c.ref for c in choices if c.on_file}
+    if off_file and not confirmed:
+        return (
+            None,
+            True,
+            (
+                f"{name} is not on this client's coverages. Choose the client's payer, or confirm "
+                "that this payer paid for this client."
+            ),
+        )
+    return ref, off_file, ""
 
 
 def post_adjustment(

@@ -2,8 +2,9 @@
 
 Three totals must be equal: the sum of the ledger (every entry that is not reversed, signed),
 the sum of the clients' stored balances, and the sum of the aging buckets (open charges) less
-unapplied credit. Each client's stored balances and open charges must equal a fresh replay of
-their ledger, and the list totals must equal the client rows.
+unapplied credit (the clients' and insurance's). Each client's stored balances, open charges
+and insurance credit per payer must equal a fresh replay of their ledger, and the list totals
+must equal the client rows.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from lib import client_totals
-from lib.ledger import BALANCE_COLUMNS, Posting, replay
-from lib.models import Client, LedgerEntry, OpenCharge
+from lib.ledger import BALANCE_COLUMNS, POSTING_COLUMNS, PayerRef, Posting, balance_rows, replay
+from lib.models import Client, InsuranceCredit, LedgerEntry, OpenCharge
 from lib.policy import Actor, require
 
 
@@ -33,7 +34,7 @@ class ClientMismatch:
 class Reconciliation:
     ledger_total_cents: int
     balances_total_cents: int
-    aging_total_cents: int  # open charges (all buckets) minus unapplied credit
+    aging_total_cents: int  # open charges (all buckets) minus unapplied and insurance credit
     clients_checked: int
     mismatches: list[ClientMismatch] = field(default_factory=list)
     totals_problems: list[str] = field(default_factory=list)
@@ -76,11 +77,14 @@ def reconcile(session: Session, *, actor: Actor | None, batch: int = 2000) -> Re
             func.coalesce(func.sum(Client.unapplied_credit_cents), 0),
         )
     ).one()
+    insurance_credit = int(
+        session.scalar(select(func.coalesce(func.sum(InsuranceCredit.credit_cents), 0)))
+    )
     open_total = int(session.scalar(select(func.coalesce(func.sum(OpenCharge.open_cents), 0))))
     result = Reconciliation(
         ledger_total_cents=ledger_total,
         balances_total_cents=int(stored[0]),
-        aging_total_cents=open_total - int(stored[1]),
+        aging_total_cents=open_total - int(stored[1]) - insurance_credit,
         clients_checked=0,
         totals_problems=client_totals.differences(session),
     )
@@ -96,17 +100,7 @@ def reconcile(session: Session, *, actor: Actor | None, batch: int = 2000) -> Re
             break
         first, last_id = clients[0].id, clients[-1].id
         entries = session.execute(
-            select(
-                LedgerEntry.client_id,
-                LedgerEntry.id,
-                LedgerEntry.kind,
-                LedgerEntry.responsibility,
-                LedgerEntry.amount_cents,
-                LedgerEntry.service_date,
-                LedgerEntry.reverses_entry_id,
-                LedgerEntry.clinician_id,
-                LedgerEntry.payer_id,
-            )
+            select(LedgerEntry.client_id, *POSTING_COLUMNS)
             .where(LedgerEntry.client_id.between(first, last_id))
             .order_by(LedgerEntry.client_id, LedgerEntry.id)
         ).all()
@@ -119,21 +113,27 @@ def reconcile(session: Session, *, actor: Actor | None, batch: int = 2000) -> Re
         open_by_client: dict[int, dict[int, int]] = {}
         for client_id, charge_id, cents in opens:
             open_by_client.setdefault(client_id, {})[charge_id] = cents
+        credits_by_client: dict[int, dict[PayerRef, int]] = {}
+        for client_id, payer_id, payer_name, cents in session.execute(
+            select(
+                InsuranceCredit.client_id,
+                InsuranceCredit.payer_id,
+                InsuranceCredit.payer_name,
+                InsuranceCredit.credit_cents,
+            ).where(InsuranceCredit.client_id.between(first, last_id))
+        ):
+            credits_by_client.setdefault(client_id, {})[PayerRef.of(payer_id, payer_name)] = cents
         for row in clients:
             result.clients_checked += 1
             state = replay(by_client.get(row.id, []))
-            expected = {
-                "client_due_cents": state.client_due_cents,
-                "insurance_pending_cents": state.insurance_pending_cents,
-                "unapplied_credit_cents": state.unapplied_credit_cents,
-                "total_cents": state.total_cents,
-                "oldest_unpaid_dos": state.oldest_unpaid_dos,
-            }
+            expected, _ = balance_rows(row.id, state)
             actual = dict(zip(BALANCE_COLUMNS, row[2:], strict=True))
             wrong = [k for k in BALANCE_COLUMNS if actual[k] != expected[k]]
             expected_open = {i.charge_entry_id: i.open_cents for i in state.open_items}
             if open_by_client.get(row.id, {}) != expected_open:
                 wrong.append("open charges")
+            if credits_by_client.get(row.id, {}) != state.payer_credits:
+                wrong.append("insurance credit by payer")
             if wrong:
                 result.mismatches.append(
                     ClientMismatch(

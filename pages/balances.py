@@ -1,18 +1,20 @@
 """Outstanding balances: A/R totals, aging by date of service, by clinician and by payer.
 
+"As of" is point in time: a past day shows the ledger as it stood at the end of that day.
 Select a row of any breakdown to list the clients behind it.
 """
 
 import pandas as pd
 import streamlit as st
 
-from lib import aging, clients, payers, statements
+from lib import aging, clients, export, statements
 from lib.db import read_session, transaction
-from lib.money import format_cents
 from lib.policy import allowed
 from lib.timeutil import practice_today
+from ui import balances as ui
 from ui import context, generated
 from ui.export import export_buttons
+from ui.intake_tab import literal
 from ui.tables import money_column
 
 actor = context.actor()
@@ -21,7 +23,8 @@ st.title("Outstanding balances")
 
 with read_session(engine) as session:
     clinician_names = dict(clients.clinician_choices(session))
-    payer_names = {p.payer_id: p.name for p in payers.list_payers(session, include_inactive=True)}
+    payer_options = dict(aging.payer_choices(session))
+payer_values = {f"{ref.payer_id or ''}:{ref.name_key}": ref for ref in payer_options}
 
 c1, c2, c3, c4 = st.columns(4)
 as_of = c1.date_input("As of", value=practice_today(), format="MM/DD/YYYY", key="ar_as_of")
@@ -37,10 +40,10 @@ clinician_id = c3.selectbox(
     format_func=lambda c: clinician_names.get(c, "All clinicians"),
     key="ar_clinician",
 )
-payer_id = c4.selectbox(
+payer_value = c4.selectbox(
     "Payer",
-    [0, *payer_names],
-    format_func=lambda p: payer_names.get(p, "All payers"),
+    ["", *payer_values],
+    format_func=lambda v: payer_options[payer_values[v]] if v else "All payers",
     key="ar_payer",
 )
 try:
@@ -48,7 +51,9 @@ try:
 except ValueError as exc:
     c2.error(str(exc))
     st.stop()
+payer = payer_values.get(payer_value)
 
+history = ui.history_for(engine, actor, as_of)
 with read_session(engine) as session:
     report = aging.report(
         session,
@@ -56,140 +61,113 @@ with read_session(engine) as session:
         as_of=as_of,
         edges=edges,
         clinician_id=clinician_id or None,
-        payer_id=payer_id or None,
+        payer=payer,
+        history=history,
     )
 
-m = st.columns(5)
-m[0].metric("Total A/R", format_cents(report.total_ar_cents))
-m[1].metric("Client due", format_cents(report.client_due_cents))
-m[2].metric("Insurance pending", format_cents(report.insurance_pending_cents))
-m[3].metric("Unapplied credit", format_cents(report.unapplied_credit_cents))
-m[4].metric("Net (after credit)", format_cents(report.net_cents))
+ui.headline(report)
 st.caption(
-    "Aged by date of service as of the date above; charges dated after it are left out. "
-    "Unapplied credit is shown for the whole practice when no clinician or payer is chosen."
+    f"As of {as_of:%m/%d/%Y}: every ledger entry posted through the end of that day "
+    "(practice time) and nothing after, charges aged by date of service on that day. "
+    "Credit is shown for the whole practice, for the chosen payer, or not at all when a "
+    "clinician is chosen."
 )
 
 labels = {b.key: b.label for b in report.buckets}
+bucket_frame = ui.bucket_frame(report)
 
 
-def breakdown(rows: list[aging.AgingRow], first: str) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                first: r.label,
-                **{labels[k]: v / 100 for k, v in r.amounts.items()},
-                "Total": r.total_cents / 100,
-            }
-            for r in rows
-        ],
-        columns=[first, *labels.values(), "Total"],
+filters = (
+    ("Clinician", clinician_names.get(clinician_id, "All clinicians")),
+    ("Payer", payer_options[payer] if payer else "All payers"),
+)
+
+
+def about(title: str, money: list[str], selected: tuple = ()) -> export.About:
+    return export.About(
+        title=title,
+        as_of=as_of,
+        edges=edges,
+        details=(*filters, *selected),
+        money_columns=tuple(money),
     )
 
 
-money = {name: money_column(name) for name in [*labels.values(), "Total"]}
-bucket_frame = pd.DataFrame(
-    [
-        {
-            "Bucket (days)": b.label,
-            "Client": next((r.amounts[b.key] for r in report.by_bucket if r.key == "client"), 0)
-            / 100,
-            "Insurance": next(
-                (r.amounts[b.key] for r in report.by_bucket if r.key == "insurance"), 0
-            )
-            / 100,
-        }
-        for b in report.buckets
-    ],
-    columns=["Bucket (days)", "Client", "Insurance"],
-)
-bucket_frame["Total"] = bucket_frame["Client"] + bucket_frame["Insurance"]
+bucket_pick = ui.remembered_pick("bucket", [(b.key, b.label) for b in report.buckets])
+clinician_frame = ui.breakdown_frame(report, report.by_clinician, "Clinician")
+clinician_pick = ui.remembered_pick("clinician", [(r.key, r.label) for r in report.by_clinician])
+payer_frame = ui.breakdown_frame(report, report.by_payer, "Payer", credit=True)
+payer_pick = ui.remembered_pick("payer", [(r.key, r.label) for r in report.by_payer])
 
 st.subheader("Aging")
-st.bar_chart(
+st.altair_chart(ui.aging_chart(bucket_frame, list(labels.values())), width="stretch")
+ui.pickable_table("bucket", bucket_frame, ["Client", "Insurance", "Total"])
+export_buttons(
     bucket_frame,
-    x="Bucket (days)",
-    y=["Client", "Insurance"],
-    stack=True,
-    y_label="Owed ($)",
-    height=260,
+    name="aging-buckets",
+    what="aging_buckets",
+    action="report.balances",
+    about=about("Aging by bucket", ["Client", "Insurance", "Total"]),
 )
-pick_bucket = st.dataframe(
-    bucket_frame,
-    hide_index=True,
-    width="stretch",
-    key="ar_bucket_table",
-    column_config={k: money_column(k) for k in ("Client", "Insurance", "Total")},
-    on_select="rerun",
-    selection_mode="single-row",
-)
-export_buttons(bucket_frame, name="aging-buckets", what="aging_buckets", action="report.balances")
 
 left, right = st.columns(2)
 with left:
     st.subheader("By clinician")
-    clinician_frame = breakdown(report.by_clinician, "Clinician")
-    st.bar_chart(clinician_frame, x="Clinician", y="Total", height=220, y_label="Owed ($)")
-    pick_clinician = st.dataframe(
-        clinician_frame,
-        hide_index=True,
-        width="stretch",
-        key="ar_clinician_table",
-        column_config=money,
-        on_select="rerun",
-        selection_mode="single-row",
-    )
+    if not clinician_frame.empty:
+        st.altair_chart(ui.ranked_chart(clinician_frame, "Clinician"), width="stretch")
+    ui.pickable_table("clinician", clinician_frame, [*labels.values(), "Total"])
     export_buttons(
         clinician_frame,
         name="aging-by-clinician",
         what="aging_by_clinician",
         action="report.balances",
+        about=about("Aging by clinician", [*labels.values(), "Total"]),
     )
 with right:
     st.subheader("By payer")
-    payer_frame = breakdown(report.by_payer, "Payer")
-    st.bar_chart(payer_frame, x="Payer", y="Total", height=220, y_label="Owed ($)")
-    pick_payer = st.dataframe(
-        payer_frame,
-        hide_index=True,
-        width="stretch",
-        key="ar_payer_table",
-        column_config=money,
-        on_select="rerun",
-        selection_mode="single-row",
-    )
+    if not payer_frame.empty:
+        st.altair_chart(ui.ranked_chart(payer_frame, "Payer"), width="stretch")
+    ui.pickable_table("payer", payer_frame, [*labels.values(), "Total", "Unapplied credit"])
     export_buttons(
-        payer_frame, name="aging-by-payer", what="aging_by_payer", action="report.balances"
+        payer_frame,
+        name="aging-by-payer",
+        what="aging_by_payer",
+        action="report.balances",
+        about=about("Aging by payer", [*labels.values(), "Total", "Unapplied credit"]),
     )
 
-# Whichever breakdown row was selected last decides the client list below.
+# Every selected row narrows the client list below; filters above still apply.
 selection = {
     "bucket_key": None,
     "clinician_id": clinician_id or None,
-    "payer_id": payer_id or None,
+    "payer": payer,
     "responsibility": None,
 }
+parts = []
 title = "Clients with a balance"
-if pick_bucket.selection.rows:
-    bucket = report.buckets[pick_bucket.selection.rows[0]]
-    selection["bucket_key"] = bucket.key
-    title = f"Clients owing {bucket.label} days"
-if pick_clinician.selection.rows:
-    row = report.by_clinician[pick_clinician.selection.rows[0]]
-    selection["clinician_id"] = row.key
-    title += f" · clinician {row.label}"
-if pick_payer.selection.rows:
-    row = report.by_payer[pick_payer.selection.rows[0]]
-    if row.key is None:
+if bucket_pick:
+    selection["bucket_key"] = bucket_pick[0]
+    title = f"Clients owing {bucket_pick[1]} days"
+    parts.append(f"{bucket_pick[1]} days")
+if clinician_pick:
+    selection["clinician_id"] = clinician_pick[0]
+    title += f" · clinician {clinician_pick[1]}"
+    parts.append(clinician_pick[1])
+if payer_pick:
+    if payer_pick[0] is None:
         selection["responsibility"] = "client"
     else:
-        selection["payer_id"] = row.key
+        selection["payer"] = payer_pick[0]
         selection["responsibility"] = "insurance"
-    title += f" · {row.label}"
+    title += f" · {payer_pick[1]}"
+    parts.append(payer_pick[1])
+ui.show_selection(parts)
 
-st.subheader(title)
+st.subheader(literal(title))
 with read_session(engine) as session:
-    behind = aging.clients_behind(session, actor=actor, as_of=as_of, edges=edges, **selection)
+    behind = aging.clients_behind(
+        session, actor=actor, as_of=as_of, edges=edges, history=history, **selection
+    )
 client_frame = pd.DataFrame(
     [
         {
@@ -203,11 +181,14 @@ client_frame = pd.DataFrame(
     ],
     columns=["Client #", "Name", "Clinician", "Owed", "Oldest unpaid"],
 )
-opened = st.dataframe(
+opened_pick = ui.remembered_pick(
+    "clients", [(c.client_number, str(c.client_number)) for c in behind]
+)
+st.dataframe(
     client_frame,
     hide_index=True,
     width="stretch",
-    key="ar_clients",
+    key=ui.table_key("clients"),
     column_config={
         "Owed": money_column("Owed"),
         "Client #": st.column_config.NumberColumn("Client #", format="%d"),
@@ -216,11 +197,17 @@ opened = st.dataframe(
     on_select="rerun",
     selection_mode="single-row",
 )
-if opened.selection.rows:
-    chosen = behind[opened.selection.rows[0]]
-    st.switch_page("pages/client.py", query_params={"client": str(chosen.client_number)})
+if opened_pick:
+    st.session_state.pop(ui.table_key("clients"), None)
+    st.switch_page("pages/client.py", query_params={"client": str(opened_pick[0])})
 st.caption(f"{len(behind):,} clients · click one to open it")
-export_buttons(client_frame, name="aging-clients", what="aging_clients", action="report.balances")
+export_buttons(
+    client_frame,
+    name="aging-clients",
+    what="aging_clients",
+    action="report.balances",
+    about=about(title, ["Owed"], (("Selected", " · ".join(parts) or "Nothing"),)),
+)
 if behind and allowed(actor, "statement.create"):
     # The batch belongs to exactly these clients on this as-of date: a filter change drops it.
     batch_owner = (as_of, tuple(c.client_id for c in behind))

@@ -84,6 +84,8 @@ with money:
         m2.metric("Client due", format_cents(record.client_due_cents))
         if record.unapplied_credit_cents:
             st.caption(f"Unapplied credit {format_cents(record.unapplied_credit_cents)}")
+        for payer, cents in record.insurance_credits:  # the payer's money, not the client's
+            st.caption(f"Insurance credit {format_cents(cents)} · {intake_tab.literal(payer)}")
 
 
 STATUS_DIALOG = "cd_status_dialog"  # id of the client whose status dialog is open

@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+import time_machine
 from sqlalchemy import func, select
 
 from lib import aging, postings
 from lib.aging import CLIENT_PART
 from lib.db import transaction
+from lib.ledger import PayerRef
 from lib.models import Client, Payer
 from lib.policy import Actor, PermissionDenied
 from lib.reconcile import reconcile
 from tests.factories import make_client, make_clinician, make_user
 
 AS_OF = date(2026, 6, 30)
+# The book is posted at noon (New York) on the as-of day: as of AS_OF, all of it counts.
+POSTED = datetime(2026, 6, 30, 16, 0, tzinfo=UTC)
 
 
 def ago(days: int) -> date:
@@ -55,7 +59,7 @@ def charge(session, client_id, cents, day, responsibility="client", clinician_id
 
 @pytest.fixture
 def book(engine) -> Book:
-    with transaction(engine) as session:
+    with time_machine.travel(POSTED, tick=False), transaction(engine) as session:
         manager = make_user(session, "manager")
         okafor = make_clinician(session, "Maya", "Okafor")
         reyes = make_clinician(session, "Daniel", "Reyes")
@@ -81,7 +85,6 @@ def book(engine) -> Book:
             (121, 9000),
         ]:
             charge(session, ada, cents, ago(days), clinician_id=okafor)
-        charge(session, ada, 50000, AS_OF + timedelta(days=1), clinician_id=okafor)
 
         charge(session, bea, 2500, ago(10), clinician_id=reyes)
         charge(session, bea, 11000, ago(10), "insurance", reyes, aetna.id)
@@ -164,13 +167,23 @@ def test_a_charge_is_in_the_bucket_of_its_age_on_the_as_of_date(engine, book):
     }
 
 
-def test_charges_dated_after_the_as_of_date_are_left_out(engine, book):
+def test_entries_posted_after_the_as_of_day_are_left_out(engine, book):
+    """Point in time: a charge posted the next day counts from that day on, even for an old
+    date of service; one posted on the day for a later date of service (billed ahead) counts,
+    in the first bucket."""
+    with time_machine.travel(POSTED + timedelta(days=1), tick=False):
+        with transaction(engine) as session:
+            charge(session, book.ada, 50000, ago(40), clinician_id=book.okafor)
+    with time_machine.travel(POSTED, tick=False):
+        with transaction(engine) as session:
+            charge(session, book.ada, 600, AS_OF + timedelta(days=3), clinician_id=book.okafor)
     report = run(engine, book.manager)
-    assert report.client_due_cents == 45000 + 2500
-    assert (book.ada, 45000) in behind(engine, book.manager, responsibility="client")
+    assert report.client_due_cents == 45000 + 2500 + 600
+    assert report.by_bucket[0].amounts["0_30"] == 1000 + 2000 + 2500 + 600
+    assert (book.ada, 45600) in behind(engine, book.manager, responsibility="client")
     later = AS_OF + timedelta(days=1)
-    assert run(engine, book.manager, as_of=later).client_due_cents == 45000 + 2500 + 50000
-    assert (book.ada, 95000) in behind(engine, book.manager, responsibility="client", as_of=later)
+    assert run(engine, book.manager, as_of=later).client_due_cents == 45000 + 2500 + 600 + 50000
+    assert (book.ada, 95600) in behind(engine, book.manager, responsibility="client", as_of=later)
 
 
 def test_totals_add_up_and_credit_is_shown_unfiltered(engine, book):
@@ -205,8 +218,8 @@ def test_by_payer_puts_what_clients_owe_under_client_responsibility(engine, book
     report = run(engine, book.manager)
     rows = rows_by_label(report.by_payer)
     assert rows[CLIENT_PART] == (None, report.client_due_cents)
-    assert rows["Aetna"] == (book.aetna, 11000 + 15000)
-    assert rows["Cigna"] == (book.cigna, 9000)
+    assert rows["Aetna"] == (PayerRef.of(book.aetna), 11000 + 15000)
+    assert rows["Cigna"] == (PayerRef.of(book.cigna), 9000)
     assert [r.total_cents for r in report.by_payer] == sorted(
         (r.total_cents for r in report.by_payer), reverse=True
     )
@@ -222,10 +235,10 @@ def test_insurance_whose_payer_is_not_in_the_list_is_not_counted_as_the_clients(
     unlisted = [r for r in report.by_payer if r.label not in (CLIENT_PART, "Aetna", "Cigna")]
     assert [(r.key, r.total_cents) for r in unlisted] == [(aging.NO_PAYER, 7000)]
     # The bar's client list and the report filtered to it show the same money.
-    assert behind(engine, book.manager, payer_id=aging.NO_PAYER, responsibility="insurance") == [
+    assert behind(engine, book.manager, payer=aging.NO_PAYER, responsibility="insurance") == [
         (book.ed, 7000)
     ]
-    only = run(engine, book.manager, payer_id=aging.NO_PAYER)
+    only = run(engine, book.manager, payer=aging.NO_PAYER)
     assert (only.client_due_cents, only.insurance_pending_cents) == (0, 7000)
 
 
@@ -233,10 +246,10 @@ def test_filters_narrow_the_report_and_hide_practice_credit(engine, book):
     reyes = run(engine, book.manager, clinician_id=book.reyes)
     assert (reyes.client_due_cents, reyes.insurance_pending_cents) == (2500, 35000)
     assert reyes.unapplied_credit_cents == 0
-    aetna = run(engine, book.manager, payer_id=book.aetna)
+    aetna = run(engine, book.manager, payer=PayerRef.of(book.aetna))
     assert (aetna.client_due_cents, aetna.insurance_pending_cents) == (0, 26000)
     assert aetna.unapplied_credit_cents == 0
-    assert rows_by_label(aetna.by_payer) == {"Aetna": (book.aetna, 26000)}
+    assert rows_by_label(aetna.by_payer) == {"Aetna": (PayerRef.of(book.aetna), 26000)}
 
 
 def test_custom_edges(engine, book):
@@ -262,7 +275,7 @@ def test_custom_edges(engine, book):
 
 
 def test_edges_at_15_and_16_days(engine, book):
-    with transaction(engine) as session:
+    with time_machine.travel(POSTED, tick=False), transaction(engine) as session:
         client_id = make_client(session, first_name="Flo")
         charge(session, client_id, 100, ago(15))
         charge(session, client_id, 200, ago(16))
@@ -321,12 +334,12 @@ def test_clients_in_a_bucket_largest_first(engine, book):
 
 
 def test_clients_by_payer_responsibility_and_clinician(engine, book):
-    assert behind(engine, book.manager, payer_id=book.aetna) == [
+    assert behind(engine, book.manager, payer=PayerRef.of(book.aetna)) == [
         (book.cy, 15000),
         (book.bea, 11000),
     ]
     assert behind(engine, book.manager, responsibility="client") == [
-        (book.ada, 45000),  # not the charge dated after the as-of date
+        (book.ada, 45000),
         (book.bea, 2500),
     ]
     assert behind(engine, book.manager, clinician_id=book.reyes, bucket_key="30_60") == [
@@ -358,7 +371,7 @@ def test_every_bar_adds_up_to_its_client_list(engine, book):
         if row.key is None:
             selection = {"responsibility": "client"}
         else:
-            selection = {"payer_id": row.key, "responsibility": "insurance"}
+            selection = {"payer": row.key, "responsibility": "insurance"}
         assert sum(c for _, c in behind(engine, book.manager, **selection)) == row.total_cents
 
 

@@ -213,3 +213,72 @@ def test_record_export_audits_or_refuses_by_policy(engine, role, action):
         assert entry.detail == "format=xlsx rows=3"
     else:
         assert entries == []
+
+
+# --- report exports: as-of date, bucket edges, money (issue 11 item 4) ------------------------
+
+REPORT = pd.DataFrame(
+    [
+        ["Blue Cross Blue Shield", 1234.5, 0.1, 1234.6],
+        ["Client responsibility", 0.0, 13520.0, 13520.0],
+    ],
+    columns=["Payer", "0–30", "31–60", "Total"],
+)
+ABOUT = export.About(
+    title="Aging by payer",
+    as_of=date(2026, 3, 31),
+    edges=(30, 60),
+    details=(("Clinician", "All clinicians"), ("Payer", "All payers")),
+    money_columns=("0–30", "31–60", "Total"),
+)
+
+
+def test_a_report_file_is_named_for_its_as_of_date_and_bucket_edges():
+    assert ABOUT.file_stem("aging-by-payer") == "aging-by-payer_as-of-2026-03-31_edges-30-60"
+
+
+def test_report_csv_keeps_the_screens_rows_with_two_decimal_money():
+    rows = read_csv(export.to_csv(REPORT, money_columns=ABOUT.money_columns))
+    assert rows == [
+        ["Payer", "0–30", "31–60", "Total"],
+        ["Blue Cross Blue Shield", "1234.50", "0.10", "1234.60"],
+        ["Client responsibility", "0.00", "13520.00", "13520.00"],
+    ]
+
+
+def test_report_xlsx_has_numeric_money_readable_widths_and_an_about_sheet():
+    about = ABOUT.rows(generated="Mar 31, 2026 05:00 PM EDT", row_count=len(REPORT))
+    data = export.to_xlsx(
+        REPORT, sheet="aging-by-payer", money_columns=ABOUT.money_columns, about=about
+    )
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    assert book.sheetnames == ["aging-by-payer", "About"]
+    sheet = book["aging-by-payer"]
+    for row in sheet.iter_rows(min_row=2):
+        assert isinstance(row[0].value, str)
+        for cell in row[1:]:
+            assert isinstance(cell.value, (int, float))
+            assert cell.number_format == export.MONEY_FORMAT
+    assert [c.value for c in sheet["D"]][1:] == [1234.6, 13520.0]
+    assert sheet.column_dimensions["A"].width >= len("Blue Cross Blue Shield")
+    assert sheet.column_dimensions["D"].width >= len("$13,520.00")
+    info = {r[0].value: r[1].value for r in book["About"].iter_rows(min_row=2)}
+    assert info["Report"] == "Aging by payer"
+    assert info["As of"].startswith("03/31/2026")
+    assert info["Bucket edges (days)"] == "30, 60"
+    assert info["Aging buckets (days)"] == "0–30, 31–60, 60+"
+    assert (info["Clinician"], info["Payer"], info["Rows"]) == ("All clinicians", "All payers", "2")
+    assert book["About"].column_dimensions["B"].width > 40
+
+
+def test_about_values_that_look_like_formulas_stay_text():
+    about = export.About(
+        title="=cmd", as_of=date(2026, 3, 31), edges=(30,), details=(("Payer", "+evil"),)
+    )
+    data = export.to_xlsx(REPORT, about=about.rows(generated="now", row_count=2))
+    info = {
+        r[0].value: r[1]
+        for r in openpyxl.load_workbook(io.BytesIO(data))["About"].iter_rows(min_row=2)
+    }
+    assert info["Report"].value == "'=cmd" and info["Report"].data_type == "s"
+    assert info["Payer"].value == "'+evil"

@@ -258,11 +258,15 @@ def test_balances_always_add_up_to_the_signed_sum_of_the_ledger(steps):
     )
     state = replay(postings)
     assert (
-        state.client_due_cents + state.insurance_pending_cents - state.unapplied_credit_cents
+        state.client_due_cents
+        + state.insurance_pending_cents
+        - state.unapplied_credit_cents
+        - state.insurance_credit_cents
         == signed_sum
     )
     assert state.total_cents == signed_sum
     assert state.unapplied_credit_cents >= 0
+    assert all(cents > 0 for cents in state.payer_credits.values())
     assert all(item.open_cents > 0 for item in state.open_items)
 
 

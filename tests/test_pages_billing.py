@@ -19,8 +19,8 @@ from streamlit.testing.v1 import AppTest
 
 from lib import aging, postings
 from lib.db import transaction
-from lib.models import Client, LedgerEntry, OpenCharge
-from lib.money import format_cents
+from lib.models import Client, Coverage, LedgerEntry, OpenCharge, Payer
+from lib.money import format_cents, format_compact
 from tests import test_pages_login as login_tests
 from tests.test_pages_clients import (
     actor_of,
@@ -94,10 +94,10 @@ def test_total_ar_matches_lib_and_the_buckets_are_in_order(demo_app):
 
     assert "Outstanding balances" in [t.value for t in at.title]
     shown = metrics(at)
-    assert shown["Total A/R"] == format_cents(report.total_ar_cents)
-    assert shown["Client due"] == format_cents(report.client_due_cents)
-    assert shown["Insurance pending"] == format_cents(report.insurance_pending_cents)
-    assert shown["Unapplied credit"] == format_cents(report.unapplied_credit_cents)
+    assert shown["Total A/R"] == format_compact(report.total_ar_cents)
+    assert shown["Client due"] == format_compact(report.client_due_cents)
+    assert shown["Insurance pending"] == format_compact(report.insurance_pending_cents)
+    assert shown["Unapplied credit"] == format_compact(report.unapplied_credit_cents)
     buckets = the_table(at, "Bucket (days)")
     assert buckets["Bucket (days)"].tolist() == BUCKETS
     totals = report.bucket_totals()
@@ -159,7 +159,7 @@ def test_bad_bucket_edges_show_a_message_next_to_the_field(demo_app):
     at.run()
     assert errors_beside(at, "ar_edges") == []
     assert the_table(at, "Bucket (days)")["Bucket (days)"].tolist() == ["0–45", "46–90", "90+"]
-    assert metrics(at)["Total A/R"] == format_cents(lib_report(demo_app).total_ar_cents)
+    assert metrics(at)["Total A/R"] == format_compact(lib_report(demo_app).total_ar_cents)
 
 
 def test_export_buttons_for_the_client_list_and_the_report(demo_app):
@@ -285,3 +285,85 @@ def test_a_double_click_in_the_dialog_posts_once(demo_app):
     at.button(key="pay_submit").click().run()
     assert not at.exception
     assert ledger_count(demo_app) == before + 2
+
+
+# --- insurance payments name their payer (issue 10 item 6) ------------------------------------
+
+
+def insured_client(url: str) -> tuple[Client, int, int]:
+    """An active client whose primary payer is not the first payer alphabetically, that
+    payer's id, and the id of the first payer (Aetna) — which is not on this client's file."""
+    with db(url) as engine, transaction(engine) as session:
+        aetna = session.scalars(select(Payer).order_by(Payer.name)).first()
+        billed_by_aetna = select(LedgerEntry.client_id).where(LedgerEntry.payer_id == aetna.id)
+        client, payer_id = session.execute(
+            select(Client, Coverage.payer_id)
+            .join(Coverage, Coverage.client_id == Client.id)
+            .where(
+                Client.status == "active",
+                Coverage.rank == 1,
+                Coverage.active.is_(True),
+                Coverage.payer_id.is_not(None),
+                Coverage.payer_id != aetna.id,
+                Client.id.not_in(billed_by_aetna),
+            )
+            .order_by(Client.client_number)
+            .limit(1)
+        ).one()
+        session.expunge(client)
+        return client, payer_id, aetna.id
+
+
+def last_entry(url: str) -> LedgerEntry:
+    with db(url) as engine, transaction(engine) as session:
+        entry = session.scalars(select(LedgerEntry).order_by(LedgerEntry.id.desc()).limit(1)).one()
+        session.expunge(entry)
+        return entry
+
+
+def test_paid_by_insurance_preselects_the_clients_primary_payer(demo_app):
+    client, primary, _ = insured_client(demo_app)
+    at = open_client(sign_in("manager"), client.client_number)
+    at.button(key="head_pay").click().run()
+    at.radio(key="pay_by").set_value("insurance").run()
+    assert not at.exception
+
+    payer = at.selectbox(key="pay_payer")
+    assert payer.value == f"id:{primary}"  # not Aetna, the first payer alphabetically
+    assert "(primary coverage)" in payer.format_func(payer.value)
+    assert not [c for c in at.checkbox if c.key == "pay_other_payer"]
+
+    at.text_input(key="pay_amount").input("80.00")
+    at.button(key="pay_submit").click().run()
+    assert not at.exception
+    assert not at.error, [e.value for e in at.error]
+    entry = last_entry(demo_app)
+    assert (entry.client_id, entry.responsibility, entry.payer_id) == (
+        client.id,
+        "insurance",
+        primary,
+    )
+    assert entry.amount_cents == 8000
+
+
+def test_a_payer_not_on_the_clients_coverages_must_be_confirmed(demo_app):
+    client, _, aetna = insured_client(demo_app)
+    at = open_client(sign_in("manager"), client.client_number)
+    at.button(key="head_pay").click().run()
+    at.radio(key="pay_by").set_value("insurance").run()
+    at.selectbox(key="pay_payer").set_value(f"id:{aetna}").run()
+    at.text_input(key="pay_amount").input("80.00")
+    before = ledger_count(demo_app)
+
+    at.button(key="pay_submit").click().run()  # the confirmation box is there but not ticked
+    assert not at.exception
+    shown = errors_beside(at, "pay_payer")
+    assert len(shown) == 1 and "is not on this client's coverages" in shown[0], shown
+    assert ledger_count(demo_app) == before
+
+    at.checkbox(key="pay_other_payer").check().run()
+    at.button(key="pay_submit").click().run()
+    assert not at.exception
+    assert ledger_count(demo_app) == before + 1
+    entry = last_entry(demo_app)
+    assert (entry.client_id, entry.payer_id, entry.amount_cents) == (client.id, aetna, 8000)

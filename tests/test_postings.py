@@ -28,7 +28,16 @@ from sqlalchemy.exc import OperationalError
 from lib import appointments, client_totals, postings
 from lib.appointments import AppointmentError
 from lib.db import transaction
-from lib.models import Appointment, AuditEntry, Client, Coverage, LedgerEntry, OpenCharge, Payer
+from lib.models import (
+    Appointment,
+    AuditEntry,
+    Client,
+    Coverage,
+    InsuranceCredit,
+    LedgerEntry,
+    OpenCharge,
+    Payer,
+)
 from lib.models import Service as ServiceRow
 from lib.policy import Actor, PermissionDenied
 from lib.postings import MAX_POSTING_CENTS, PostingError
@@ -45,6 +54,17 @@ def key() -> str:
 
 # --- an independent model of the balance rules -------------------------------------------------
 
+# A payer as the model sees it: "id:<n>" for a list payer, "name:<lower-case name>" for one
+# typed on a coverage, None for insurance that names no payer (adjustments, old payments).
+PayerKey = str | None
+
+
+def payer_key(payer_id: int | None, payer_name: str) -> PayerKey:
+    if payer_id is not None:
+        return f"id:{payer_id}"
+    name = " ".join(payer_name.split()).lower()
+    return f"name:{name}" if name else None
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -54,12 +74,14 @@ class Entry:
     amount: int
     day: date
     reverses: int | None = None
+    payer: PayerKey = None
 
 
 @dataclass(frozen=True)
 class Expected:
     owed: dict[int, tuple[str, date, int]]  # entry id -> (responsibility, date, still owed)
-    credit: int
+    credit: int  # the client's own
+    payer_credit: dict[PayerKey, int]  # insurance credit per payer
 
     def due(self, responsibility: str) -> int:
         return sum(cents for r, _, cents in self.owed.values() if r == responsibility)
@@ -67,28 +89,37 @@ class Expected:
     @property
     def columns(self) -> dict[str, object]:
         due, pending = self.due("client"), self.due("insurance")
+        insurance_credit = sum(self.payer_credit.values())
         return {
             "client_due_cents": due,
             "insurance_pending_cents": pending,
             "unapplied_credit_cents": self.credit,
-            "total_cents": due + pending - self.credit,
+            "insurance_credit_cents": insurance_credit,
+            "total_cents": due + pending - self.credit - insurance_credit,
             "oldest_unpaid_dos": min((d for _, d, _ in self.owed.values()), default=None),
         }
 
 
 def expected_balances(entries: list[Entry]) -> Expected:
     """FIFO by hand: a reversed entry and its reversal count as if neither existed; charges
-    open items; payments and adjustments pay the oldest items (date of service, then id) of
-    their responsibility and the rest is credit; credit pays client charges as they are posted;
-    refunds use up credit (past the credit — possible only after a reversal — the rest is owed
-    back, dated on the refund)."""
+    open items; client payments and adjustments pay the oldest client items (date of service,
+    then id) and the rest is the client's credit; an insurance payment or adjustment pays the
+    oldest items of its own payer (one that names no payer: of any payer) and the rest is that
+    payer's credit; credit pays its owner's charges as they are posted (a payer's own credit
+    first, then credit that names no payer); refunds use up the client's credit (past the
+    credit — possible only after a reversal — the rest is owed back, dated on the refund)."""
     cancelled = {e.reverses for e in entries if e.kind == "reversal"}
-    owed: dict[int, list] = {}
+    owed: dict[int, list] = {}  # id -> [responsibility, day, cents, payer]
     credit = 0
+    payer_credit: dict[PayerKey, int] = {}
 
-    def pay(responsibility: str, cents: int) -> int:
-        candidates = [k for k, v in owed.items() if v[0] == responsibility and v[2] > 0]
-        for k in sorted(candidates, key=lambda k: (owed[k][1], k)):
+    def pay(responsibility: str, payer: PayerKey, cents: int) -> int:
+        def mine(v) -> bool:
+            if v[0] != responsibility or v[2] <= 0:
+                return False
+            return responsibility == "client" or payer is None or v[3] == payer
+
+        for k in sorted((k for k, v in owed.items() if mine(v)), key=lambda k: (owed[k][1], k)):
             part = min(cents, owed[k][2])
             owed[k][2] -= part
             cents -= part
@@ -98,18 +129,30 @@ def expected_balances(entries: list[Entry]) -> Expected:
         if e.kind == "reversal" or e.id in cancelled:
             continue
         if e.kind == "charge":
-            owed[e.id] = [e.responsibility, e.day, e.amount]
+            owed[e.id] = [e.responsibility, e.day, e.amount, e.payer]
             if e.responsibility == "client":
-                credit = pay("client", credit)
+                credit = pay("client", None, credit)
+            else:
+                for holder in (e.payer, None) if e.payer is not None else (None,):
+                    if payer_credit.get(holder):
+                        payer_credit[holder] = pay("insurance", holder, payer_credit[holder])
         elif e.kind in ("payment", "adjustment"):
-            credit += pay(e.responsibility, e.amount)
+            left = pay(e.responsibility, e.payer, e.amount)
+            if e.responsibility == "client":
+                credit += left
+            else:
+                payer_credit[e.payer] = payer_credit.get(e.payer, 0) + left
         elif e.kind == "refund":
             if e.amount <= credit:
                 credit -= e.amount
             else:
-                owed[e.id] = ["client", e.day, e.amount - credit]
+                owed[e.id] = ["client", e.day, e.amount - credit, None]
                 credit = 0
-    return Expected({k: tuple(v) for k, v in owed.items() if v[2] > 0}, credit)
+    return Expected(
+        {k: tuple(v[:3]) for k, v in owed.items() if v[2] > 0},
+        credit,
+        {k: v for k, v in payer_credit.items() if v},
+    )
 
 
 def test_the_model_itself_on_a_worked_example():
@@ -118,15 +161,41 @@ def test_the_model_itself_on_a_worked_example():
         Entry(1, "charge", "client", 10000, d2),
         Entry(2, "charge", "client", 10000, d1),
         Entry(3, "payment", "client", 15000, d2),  # pays #2 (older service) then half of #1
-        Entry(4, "payment", "insurance", 3000, d2),  # nothing insurance owes: credit
-        Entry(5, "charge", "client", 1000, d2),  # credit pays #1 first (oldest), 3000 of it
+        Entry(4, "payment", "insurance", 3000, d2, payer="id:7"),  # nothing owed: 7's credit
+        Entry(5, "charge", "client", 1000, d2),
         Entry(6, "reversal", "client", 10000, d2, reverses=2),  # #2 never happened
     ]
     got = expected_balances(entries)
-    # Without #2: #1 is paid in full by #3, 5000 credit, + 3000 credit, #5 paid by credit.
+    # Without #2: #1 is paid in full by #3, 5000 credit, #5 paid by credit; 7 keeps its 3000.
     assert got.owed == {}
-    assert got.credit == 7000
-    assert expected_balances(entries[:5]).owed == {1: ("client", d2, 2000), 5: ("client", d2, 1000)}
+    assert (got.credit, got.payer_credit) == (4000, {"id:7": 3000})
+    before = expected_balances(entries[:5])  # the insurance money never pays the client's part
+    assert before.owed == {1: ("client", d2, 5000), 5: ("client", d2, 1000)}
+    assert (before.credit, before.payer_credit) == (0, {"id:7": 3000})
+
+
+def test_the_model_keeps_each_payers_money_to_its_own_charges():
+    d1, d2 = date(2026, 1, 5), date(2026, 2, 9)
+    entries = [
+        Entry(1, "charge", "insurance", 9000, d1, payer="id:1"),  # Aetna, older
+        Entry(2, "charge", "insurance", 8000, d2, payer="name:trust plan"),
+        Entry(3, "payment", "insurance", 10000, d2, payer="name:trust plan"),  # 2000 left over
+        Entry(4, "charge", "insurance", 5000, d2, payer="name:trust plan"),  # credit pays 2000
+        Entry(5, "adjustment", "insurance", 4000, d2),  # names no payer: oldest of any
+        Entry(6, "charge", "client", 700, d2),  # no insurance credit pays the client's part
+    ]
+    got = expected_balances(entries)
+    assert got.owed == {
+        1: ("insurance", d1, 5000),
+        4: ("insurance", d2, 3000),
+        6: ("client", d2, 700),
+    }
+    assert (got.credit, got.payer_credit) == (0, {})
+    over = [*entries, Entry(7, "adjustment", "insurance", 9000, d2)]
+    got = expected_balances(over)  # pays 5000 of #1, 3000 of #4: 1000 credit of no payer
+    assert got.payer_credit == {None: 1000}
+    got = expected_balances([*over, Entry(8, "charge", "insurance", 600, d2, payer="id:2")])
+    assert (got.owed.get(8), got.payer_credit) == (None, {None: 400})
 
 
 # --- the stateful test -------------------------------------------------------------------------
@@ -135,9 +204,11 @@ BALANCE_FIELDS = (
     "client_due_cents",
     "insurance_pending_cents",
     "unapplied_credit_cents",
+    "insurance_credit_cents",
     "total_cents",
     "oldest_unpaid_dos",
 )
+TYPED_PAYER = "Regional  Employees Trust"  # typed on a coverage: not in the payer list
 
 
 def snapshot(session, client_id: int) -> tuple:
@@ -160,8 +231,9 @@ def snapshot(session, client_id: int) -> tuple:
 
 
 class LedgerMachine(RuleBasedStateMachine):
-    """Random postings for 2-3 fresh clients; after every step the stored balances must be
-    what the model says. ``engine`` and ``actor`` are set by the test."""
+    """Random postings for 2-3 fresh clients, each covered by one list payer (the first also
+    by a payer typed by name); after every step the stored balances must be what the model
+    says. ``engine`` and ``actor`` are set by the test."""
 
     engine = None
     actor = None
@@ -170,17 +242,40 @@ class LedgerMachine(RuleBasedStateMachine):
         super().__init__()
         self.clients: list[int] = []
         self.entries: dict[int, list[Entry]] = {}
+        self.payers: list[int] = []
+        self.on_file: dict[int, set[PayerKey]] = {}
 
     @initialize(count=st.integers(min_value=2, max_value=3))
     def open_accounts(self, count):
         with transaction(self.engine) as session:
+            payers = [
+                Payer(name=name, payer_code=code, kind="electronic", active=True, version=1)
+                for name, code in (("Aetna", "60054"), ("Blue Cross", "BCBS1"))
+            ]
+            session.add_all(payers)
+            session.flush()
+            self.payers = [p.id for p in payers]
             self.clients = [make_client(session, first_name=f"Model{i}") for i in range(count)]
+            for i, client_id in enumerate(self.clients):
+                covered = self.payers[i % 2]
+                session.add(Coverage(client_id=client_id, rank=1, payer_id=covered, active=True))
+                self.on_file[client_id] = {payer_key(covered, "")}
+                if i == 0:
+                    session.add(
+                        Coverage(client_id=client_id, rank=2, payer_name=TYPED_PAYER, active=True)
+                    )
+                    self.on_file[client_id].add(payer_key(None, TYPED_PAYER))
         self.entries = {c: [] for c in self.clients}
 
     # -- helpers
 
     def client(self, pick: int) -> int:
         return self.clients[pick % len(self.clients)]
+
+    def payer(self, pick: int) -> tuple[int | None, str]:
+        """(payer_id, payer_name) of one of: Aetna, Blue Cross, the typed payer."""
+        choice = pick % 3
+        return (None, TYPED_PAYER.lower()) if choice == 2 else (self.payers[choice], "")
 
     def expected(self, client_id: int) -> Expected:
         return expected_balances(self.entries[client_id])
@@ -196,23 +291,26 @@ class LedgerMachine(RuleBasedStateMachine):
                 row.amount_cents,
                 row.service_date,
                 row.reverses_entry_id,
+                payer_key(row.payer_id, row.payer_name) if row.kind != "reversal" else None,
             )
         assert not result.duplicate
         assert result.client_id == owner
         self.entries[owner].append(entry)
+        if entry.kind == "charge" and entry.payer is not None:
+            self.on_file[owner].add(entry.payer)  # billed before: a payer of this client
         want = self.expected(owner).columns
         assert (
             result.client_due_cents,
             result.insurance_pending_cents,
             result.unapplied_credit_cents,
             result.total_cents,
-        ) == tuple(want[f] for f in BALANCE_FIELDS[:4])
+        ) == tuple(want[f] for f in ("client_due_cents", *BALANCE_FIELDS[1:3], "total_cents"))
         return entry
 
-    def refused(self, owner: int, fn, /, **kwargs) -> None:
+    def refused(self, owner: int, fn, /, error=PostingError, **kwargs) -> None:
         with transaction(self.engine) as session:
             before = snapshot(session, owner)
-        with pytest.raises(PostingError):
+        with pytest.raises(error):
             with transaction(self.engine) as session:
                 fn(session, actor=self.actor, idempotency_key=key(), **kwargs)
         with transaction(self.engine) as session:
@@ -232,9 +330,11 @@ class LedgerMachine(RuleBasedStateMachine):
         responsibility=st.sampled_from(("client", "insurance")),
         cents=st.integers(1, 20_000),
         days_ago=st.integers(0, 200),
+        payer=st.integers(0, 2),
     )
-    def charge(self, pick, responsibility, cents, days_ago):
+    def charge(self, pick, responsibility, cents, days_ago, payer):
         client_id = self.client(pick)
+        payer_id, payer_name = self.payer(payer)
         self.post(
             client_id,
             postings.post_charge,
@@ -242,6 +342,8 @@ class LedgerMachine(RuleBasedStateMachine):
             amount_cents=cents,
             responsibility=responsibility,
             service_date=TODAY - timedelta(days=days_ago),
+            payer_id=payer_id,
+            payer_name=payer_name,
         )
 
     @rule(
@@ -251,9 +353,11 @@ class LedgerMachine(RuleBasedStateMachine):
         days_ago=st.integers(0, 200),
     )
     def visit(self, pick, fee, copay, days_ago):
-        """A session billed the way completing an appointment bills it: copay and the rest."""
+        """A session billed the way completing an appointment bills it: copay and the rest,
+        the rest with the client's primary payer."""
         client_id = self.client(pick)
         split = {"client": min(copay, fee), "insurance": fee - min(copay, fee)}
+        primary = self.payers[self.clients.index(client_id) % 2]
         for responsibility, cents in split.items():
             if cents:
                 self.post(
@@ -263,6 +367,7 @@ class LedgerMachine(RuleBasedStateMachine):
                     amount_cents=cents,
                     responsibility=responsibility,
                     service_date=TODAY - timedelta(days=days_ago),
+                    payer_id=primary,
                 )
 
     @rule(
@@ -271,19 +376,28 @@ class LedgerMachine(RuleBasedStateMachine):
         cents=st.integers(1, 20_000),
         days_ago=st.integers(0, 60),
         method=st.sampled_from(sorted(postings.METHOD_LABELS)),
+        payer=st.integers(0, 2),
+        confirmed=st.booleans(),
     )
-    def payment(self, pick, paid_by, cents, days_ago, method):
+    def payment(self, pick, paid_by, cents, days_ago, method, payer, confirmed):
         client_id = self.client(pick)
-        self.post(
-            client_id,
-            postings.record_payment,
-            client_id=client_id,
-            amount_cents=cents,
-            method=method,
-            paid_by=paid_by,
-            reference="4321" if method == "card" else "",
-            received_on=TODAY - timedelta(days=days_ago),
-        )
+        payer_id, payer_name = self.payer(payer)
+        kwargs = {
+            "client_id": client_id,
+            "amount_cents": cents,
+            "method": method,
+            "paid_by": paid_by,
+            "reference": "4321" if method == "card" else "",
+            "received_on": TODAY - timedelta(days=days_ago),
+            "payer_id": payer_id,
+            "payer_name": payer_name,
+            "confirmed_other_payer": confirmed,
+        }
+        off_file = payer_key(payer_id, payer_name) not in self.on_file[client_id]
+        if paid_by == "insurance" and off_file and not confirmed:
+            self.refused(client_id, postings.record_payment, error=ValidationError, **kwargs)
+        else:
+            self.post(client_id, postings.record_payment, **kwargs)
 
     @rule(
         pick=st.integers(0, 2),
@@ -359,6 +473,11 @@ class LedgerMachine(RuleBasedStateMachine):
                     o.service_date,
                     o.open_cents,
                 )
+            credits: dict[int, dict] = {c: {} for c in mine}
+            for c in session.scalars(
+                select(InsuranceCredit).where(InsuranceCredit.client_id.in_(mine))
+            ):
+                credits[c.client_id][payer_key(c.payer_id, c.payer_name)] = c.credit_cents
             rows: dict[int, list[LedgerEntry]] = {c: [] for c in mine}
             for e in session.scalars(select(LedgerEntry).where(LedgerEntry.client_id.in_(mine))):
                 rows[e.client_id].append(e)
@@ -368,13 +487,18 @@ class LedgerMachine(RuleBasedStateMachine):
             client = stored[client_id]
             assert {f: getattr(client, f) for f in BALANCE_FIELDS} == want.columns, client_id
             assert opens[client_id] == want.owed, client_id
-            credit_is_never_lost(client.unapplied_credit_cents, opens[client_id], rows[client_id])
+            assert credits[client_id] == want.payer_credit, client_id
+            credit_is_never_lost(
+                client.unapplied_credit_cents + client.insurance_credit_cents,
+                opens[client_id],
+                rows[client_id],
+            )
         assert check.ok, (check.mismatches, check.totals_problems)
 
 
 def credit_is_never_lost(credit: int, opens: dict, rows: list[LedgerEntry]) -> None:
-    """Every cent paid in is applied to a charge, still credit, or refunded (from the database
-    alone: the ledger, the open charges and the stored credit)."""
+    """Every cent paid in is applied to a charge, still credit (the client's or insurance's),
+    or refunded (from the database alone: the ledger, the open charges and the stored credit)."""
     cancelled = {e.reverses_entry_id for e in rows if e.kind == "reversal"}
     live = [e for e in rows if e.kind != "reversal" and e.id not in cancelled]
     still_open = {entry_id: cents for entry_id, (_, _, cents) in opens.items()}
@@ -972,6 +1096,7 @@ def test_eight_writers_at_once_lose_nothing_and_post_nothing_twice(engine):
             "client_due_cents": 0,
             "insurance_pending_cents": 0,
             "unapplied_credit_cents": paid - opening,
+            "insurance_credit_cents": 0,
             "total_cents": opening - paid,
             "oldest_unpaid_dos": None,
         }
@@ -1072,6 +1197,7 @@ def test_completing_an_insured_clients_appointment_splits_the_fee_once(engine, p
         "client_due_cents": COPAY,
         "insurance_pending_cents": FEE - COPAY,
         "unapplied_credit_cents": 0,
+        "insurance_credit_cents": 0,
         "total_cents": FEE,
         "oldest_unpaid_dos": day,
     }
@@ -1113,6 +1239,7 @@ def test_a_credit_on_account_pays_the_copay_when_the_appointment_is_completed(en
         "client_due_cents": 0,
         "insurance_pending_cents": FEE - COPAY,
         "unapplied_credit_cents": 4000 - COPAY,
+        "insurance_credit_cents": 0,
         "total_cents": FEE - 4000,
         "oldest_unpaid_dos": TODAY - timedelta(days=3),
     }

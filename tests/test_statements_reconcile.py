@@ -98,7 +98,15 @@ def owing_client(engine, practice: Practice, first_name: str = "Hana") -> int:
         client.city, client.state, client.zip_code = "Salem", "MA", "01970"
         charge(session, client_id, 4000, ago(100), memo="Missed session fee")
         charge(session, client_id, 2500, ago(40), service_id=practice.service_id)
-        charge(session, client_id, 11000, ago(40), "insurance", service_id=practice.service_id)
+        charge(
+            session,
+            client_id,
+            11000,
+            ago(40),
+            "insurance",
+            service_id=practice.service_id,
+            payer_name="Harbor Health Plan",
+        )
         charge(session, client_id, 13500, ago(10), service_id=practice.service_id)
         pay(session, biller, client_id, 1000, ago(100))
         pay(session, biller, client_id, 2000, ago(90), method="ach")
@@ -106,7 +114,16 @@ def owing_client(engine, practice: Practice, first_name: str = "Hana") -> int:
         postings.reverse_entry(
             session, actor=biller, entry_id=mistaken, reason="declined", idempotency_key=key()
         )
-        pay(session, biller, client_id, 8000, ago(3), method="check", paid_by="insurance")
+        pay(
+            session,
+            biller,
+            client_id,
+            8000,
+            ago(3),
+            method="check",
+            paid_by="insurance",
+            payer_name="Harbor Health Plan",
+        )
     return client_id
 
 
@@ -153,17 +170,42 @@ def test_credit_lowers_the_amount_due_but_never_below_zero(engine, practice):
     with transaction(engine) as session:
         partly = make_client(session, first_name="Partly")
         charge(session, partly, 3000, ago(20))
-        pay(session, biller, partly, 1000, ago(2), paid_by="insurance")  # nothing to pay: credit
+        pay(session, biller, partly, 1000, ago(10))
         ahead = make_client(session, first_name="Ahead")
         pay(session, biller, ahead, 5000, ago(30))
         charge(session, ahead, 3000, ago(20))
     st = build(engine, biller, partly)
-    assert (st.client_due_cents, st.credit_cents, st.amount_due_cents) == (3000, 1000, 2000)
-    assert [x.owed_cents for x in st.open_lines] == [3000]
+    assert (st.client_due_cents, st.credit_cents, st.amount_due_cents) == (2000, 0, 2000)
+    assert [x.owed_cents for x in st.open_lines] == [2000]
     st = build(engine, biller, ahead)
     assert (st.client_due_cents, st.credit_cents, st.amount_due_cents) == (0, 2000, 0)
     assert st.open_lines == []
     assert st.payments == [(ago(30), "Cash", 5000)]
+
+
+def test_an_insurance_overpayment_is_not_the_clients_credit(engine, practice):
+    """Insurance paying more than it owes does not lower what the client owes (issue 10)."""
+    with transaction(engine) as session:
+        client_id = make_client(session, first_name="Partly")
+        charge(session, client_id, 3000, ago(20))
+        charge(session, client_id, 9000, ago(20), "insurance", payer_name="Harbor Health Plan")
+        pay(
+            session,
+            practice.biller,
+            client_id,
+            10000,
+            ago(2),
+            paid_by="insurance",
+            payer_name="harbor  health plan",
+        )
+    st = build(engine, practice.biller, client_id)
+    assert (st.client_due_cents, st.credit_cents, st.amount_due_cents) == (3000, 0, 3000)
+    assert st.insurance_pending_cents == 0
+    with transaction(engine) as session:
+        client = session.get(Client, client_id)
+        assert (client.unapplied_credit_cents, client.insurance_credit_cents) == (0, 1000)
+        assert client.total_cents == 3000 - 1000
+        assert reconcile(session, actor=None).ok
 
 
 def test_insurance_lines_are_not_on_the_clients_statement(engine, practice):

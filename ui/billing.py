@@ -9,7 +9,7 @@ import uuid
 
 import streamlit as st
 
-from lib import mail, payers, postings, receipts, statements
+from lib import insurance, mail, postings, receipts, statements
 from lib.db import read_session, transaction, write
 from lib.money import MoneyError, format_cents, parse_amount
 from lib.policy import PermissionDenied, allowed
@@ -44,6 +44,9 @@ def open_payment_dialog(client_id: int) -> None:
     """
     st.session_state[PAYMENT_OPEN] = client_id
     st.session_state.pop(PAYMENT_DIALOG, None)
+    # Nothing typed or chosen for another client (or an earlier opening) carries over.
+    for k in [k for k in st.session_state if str(k).startswith("pay_")]:
+        del st.session_state[k]
 
 
 def _close_payment_dialog() -> None:
@@ -58,9 +61,6 @@ def payment_dialog_if_open(client_id: int) -> None:
 @st.dialog("Record payment", on_dismiss=_close_payment_dialog)
 def record_payment_dialog(client_id: int) -> None:
     key = _key(PAYMENT_DIALOG)
-    with read_session(context.engine()) as session:
-        payer_rows = payers.list_payers(session)
-    payer_names = {p.payer_id: p.label for p in payer_rows}
     amount_text = st.text_input("Amount", placeholder="125.00", key="pay_amount")
     slots = {"amount": st.empty()}
     c1, c2 = st.columns(2)
@@ -78,12 +78,9 @@ def record_payment_dialog(client_id: int) -> None:
         key="pay_method",
     )
     slots["method"] = c2.empty()
-    payer_id = None
+    payer, confirmed = None, False
     if paid_by == "insurance":
-        payer_id = st.selectbox(
-            "Payer", list(payer_names), format_func=payer_names.get, key="pay_payer"
-        )
-        slots["payer_id"] = st.empty()
+        payer, confirmed = _insurance_payer(client_id, slots)
     c1, c2 = st.columns(2)
     reference = c1.text_input(
         "Reference",
@@ -130,7 +127,9 @@ def record_payment_dialog(client_id: int) -> None:
                     authorization_code=auth_code,
                     memo=memo,
                     received_on=received,
-                    payer_id=payer_id,
+                    payer_id=payer.payer_id if payer else None,
+                    payer_name=payer.payer_name if payer else "",
+                    confirmed_other_payer=confirmed,
                 ),
             )
         except ValidationError as exc:
@@ -151,6 +150,39 @@ def record_payment_dialog(client_id: int) -> None:
         _close_payment_dialog()
         st.session_state[LAST_RECEIPT] = message
         st.rerun()
+
+
+def _insurance_payer(client_id: int, slots: dict) -> tuple[insurance.PaymentPayer | None, bool]:
+    """The paying insurer: the client's primary coverage unless the user picks another; a
+    payer not on the client's coverages needs an explicit tick."""
+    with read_session(context.engine()) as session:
+        choices = insurance.payment_payers(session, client_id=client_id, actor=context.actor())
+    by_value = {_payer_value(c): c for c in choices}
+    values = list(by_value)
+    chosen = st.selectbox(
+        "Payer",
+        values,
+        index=0 if choices and choices[0].on_file else None,
+        format_func=lambda v: by_value[v].label,
+        placeholder="Choose the insurance payer who paid",
+        key="pay_payer",
+    )
+    slots["payer_id"] = st.empty()
+    payer = by_value.get(chosen)
+    confirmed = False
+    if payer is not None and not payer.on_file:
+        confirmed = st.checkbox(
+            "This payer is not on the client's coverages. Record the payment from it anyway.",
+            key="pay_other_payer",
+        )
+    return payer, confirmed
+
+
+def _payer_value(payer: insurance.PaymentPayer) -> str:
+    """A stable option value (not a position), so a list that changes cannot shift a choice."""
+    if payer.payer_id is not None:
+        return f"id:{payer.payer_id}"
+    return f"name:{payer.ref.name_key}"
 
 
 def _email_receipt(entry_id: int) -> str:

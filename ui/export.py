@@ -7,7 +7,7 @@ import streamlit as st
 
 from lib import export
 from lib.db import transaction
-from lib.timeutil import practice_today
+from lib.timeutil import local_text, practice_today, utcnow
 from ui import context
 
 
@@ -23,14 +23,28 @@ def _audit(what: str, file_format: str, rows: int, action: str) -> None:
         )
 
 
-def export_buttons(frame: pd.DataFrame, *, name: str, what: str, action: str) -> None:
-    """Two buttons; each click writes an audit row before the file is handed over."""
-    stamp = practice_today().isoformat()
+def export_buttons(
+    frame: pd.DataFrame,
+    *,
+    name: str,
+    what: str,
+    action: str,
+    about: export.About | None = None,
+) -> None:
+    """Two buttons; each click writes an audit row before the file is handed over. A report
+    passes ``about`` (as-of date, bucket edges, filters): the file names and the XLSX's About
+    sheet carry it, and its money columns are formatted as money."""
+    stem = about.file_stem(name) if about else f"{name}-{practice_today().isoformat()}"
+    money = about.money_columns if about else ()
+    info = None
+    if about is not None:
+        generated = local_text(utcnow(), context.settings().practice_time_zone)
+        info = about.rows(generated=generated, row_count=len(frame))
     c1, c2 = st.columns(2)
     c1.download_button(
         "Export CSV",
-        data=export.to_csv(frame),
-        file_name=f"{name}-{stamp}.csv",
+        data=export.to_csv(frame, money_columns=money),
+        file_name=f"{stem}.csv",
         mime="text/csv",
         on_click=_audit,
         args=(what, "csv", len(frame), action),
@@ -39,8 +53,8 @@ def export_buttons(frame: pd.DataFrame, *, name: str, what: str, action: str) ->
     )
     c2.download_button(
         "Export XLSX",
-        data=export.to_xlsx(frame, sheet=name),
-        file_name=f"{name}-{stamp}.xlsx",
+        data=export.to_xlsx(frame, sheet=name, money_columns=money, about=info),
+        file_name=f"{stem}.xlsx",
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         on_click=_audit,
         args=(what, "xlsx", len(frame), action),

@@ -1,7 +1,7 @@
 """append-only tables refuse INSERT OR REPLACE on SQLite
 
 Revision ID: 0008
-Revises: 0009
+Revises: 0005
 Create Date: 2026-11-30 05:30:00
 
 SQLite's REPLACE (``INSERT OR REPLACE``, ``REPLACE INTO``) resolves a unique conflict by
@@ -18,7 +18,7 @@ from alembic import op
 
 
 revision: str = "0008"
-down_revision: str | None = "0009"  # assigned "0003"; re-chained after merging main (0009)
+down_revision: str | None = "0005"  # assigned "0003"; re-chained after main (0009, 0005)
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
