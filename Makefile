@@ -31,7 +31,7 @@ seed: migrate
 run: seed
 	@if [ "$(CLIENTDESK_DEMO)" = "1" ]; then $(BIN)/python -m lib.cli demo-logins; fi
 	@echo "Serving ClientDesk on http://$(ADDRESS):$(PORT)"
-	@$(BIN)/python -m lib.cli worker & worker=$$!; \
+	@umask 077; $(BIN)/python -m lib.cli worker & worker=$$!; \
 	$(BIN)/streamlit run serve.py --server.address $(ADDRESS) --server.port $(PORT) \
 		--server.headless true & app=$$!; \
 	trap 'kill $$app $$worker 2>/dev/null' INT TERM; \

@@ -1,6 +1,7 @@
 """Command line: ``python -m lib.cli COMMAND`` (spec A4).
 
-migrate        apply Alembic migrations to DATABASE_URL (or data/clientdesk.db)
+migrate        apply Alembic migrations to DATABASE_URL (or data/clientdesk.db), as the owner
+               role of CLIENTDESK_MIGRATION_DATABASE_URL when that is set
 seed-demo      load the demo practice into an empty database (``--clients N``; ``--if-empty``
                for `make run`: reuse a demo database, refuse a real practice's)
 demo-logins    print the demo logins as a table
@@ -12,20 +13,25 @@ send-reminders queue due appointment reminders and send the email outbox once
 worker         run until stopped: send the email outbox and due reminders every minute
 check          exit 0 when the database is reachable and migrated (and, in demo mode or with a
                key in the environment, the cookie key is allowed for this database)
+backup         write one archive of the database and data/ (``--to FILE``), online
+restore        restore such an archive (``--force`` replaces a target that holds data)
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
-from lib import auth, mail, worker
+from lib import auth, backup, mail, restore, worker
 from lib.config import ConfigurationError, cookie_key_for, load_settings
-from lib.db import DatabaseNotReady, check_ready, make_engine, read_session, transaction, upgrade
+from lib.db import DatabaseNotReady, check_ready, make_engine, read_session, transaction
 from lib.demo import DEMO_LOGINS, DemoRefused, is_demo_database, seed_demo
+from lib.migrate import migrate
 from lib.money import format_cents
 from lib.policy import ALL_ROLES
 from lib.reconcile import reconcile
@@ -48,9 +54,9 @@ def _read_password(args) -> str:
 
 
 def cmd_migrate(_args) -> int:
-    engine = _engine()
-    upgrade(engine)
-    check_ready(engine)
+    settings = load_settings()
+    migrate(settings)  # as CLIENTDESK_MIGRATION_DATABASE_URL's owner role when it is set
+    check_ready(make_engine(settings.database_url))
     print("Database is at the current schema revision.")
     return 0
 
@@ -221,6 +227,34 @@ def cmd_worker(args) -> int:
     return 0
 
 
+def cmd_backup(args) -> int:
+    try:
+        done = backup.create_backup(load_settings(), to=Path(args.to) if args.to else None)
+    except backup.BackupError as exc:
+        print(f"No backup was written: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"Backup written to {done.path} ({done.engine}, schema {done.revision}, "
+        f"{done.files} files, {done.size_bytes / 1e6:.1f} MB) in {done.seconds:.1f} s."
+    )
+    return 0
+
+
+def cmd_restore(args) -> int:
+    try:
+        done = restore.restore_backup(load_settings(), Path(args.file), force=args.force)
+    except backup.BackupError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    for check in done.checks:
+        print(f"  ok  {check}")
+    print(
+        f"Restored {done.clients:,} clients and {done.ledger_entries:,} ledger entries "
+        f"({done.engine}, schema {done.revision}) in {done.seconds:.1f} s."
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lib.cli",
@@ -274,10 +308,20 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--username", required=True)
     reset.add_argument("--password-stdin", action="store_true")
     reset.set_defaults(func=cmd_reset_password)
+    back = sub.add_parser("backup", help="back up the database and data/ into one archive")
+    back.add_argument("--to", metavar="FILE", help="default: data/backups/clientdesk-….tar.gz")
+    back.set_defaults(func=cmd_backup)
+    restore_cmd = sub.add_parser("restore", help="restore a backup archive (stop the app first)")
+    restore_cmd.add_argument("file", metavar="FILE")
+    restore_cmd.add_argument(
+        "--force", action="store_true", help="replace a database or data/ that holds data"
+    )
+    restore_cmd.set_defaults(func=cmd_restore)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # the database, backups, uploads and the outbox: owner only
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -12,6 +12,7 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from lib import aging, audit, client_totals
+from lib.db import exclusive
 from lib.models import (
     Client,
     ClientStatusChange,
@@ -545,6 +546,9 @@ def validate_new_client(
 
 
 def _next_client_number(session: Session) -> int:
+    """MAX + 1 under a lock held until commit, so two overlapping saves never pick the same
+    number on either engine (and imported or demo numbers never collide with a sequence)."""
+    exclusive(session, "client_number")
     return int(session.scalar(select(func.coalesce(func.max(Client.client_number), 999))) + 1)
 
 

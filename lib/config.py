@@ -35,6 +35,13 @@ class Settings:
     auto_migrate: bool
     download_seconds: int
     secure_cookies: bool
+    # Migrations and restore run as the tables' owner when this is set; the app itself then
+    # connects (DATABASE_URL) as a role that may only INSERT and SELECT the append-only tables.
+    migration_database_url: str | None
+    db_pool_size: int  # connections an app process keeps open
+    db_max_overflow: int  # more, opened under load
+    db_pool_timeout_seconds: float  # waiting for a free connection
+    db_write_timeout_seconds: float  # a save waiting for colleagues' locks, retries included
 
     @property
     def is_sqlite(self) -> bool:
@@ -45,10 +52,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Build settings from ``env`` (defaults to the process environment)."""
     env = dict(os.environ if env is None else env)
     data_dir = Path(env.get("CLIENTDESK_DATA_DIR") or PROJECT_ROOT / "data")
-    url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'clientdesk.db'}"
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        # psycopg 3 is the only PostgreSQL driver we ship.
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    url = _driver_url(env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'clientdesk.db'}")
+    migration_url = env.get("CLIENTDESK_MIGRATION_DATABASE_URL") or None
     return Settings(
         database_url=url,
         data_dir=data_dir,
@@ -64,7 +69,19 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         # A downloaded file answers its browser for at most a minute after the click.
         download_seconds=max(1, min(60, int(env.get("CLIENTDESK_DOWNLOAD_SECONDS") or 60))),
         secure_cookies=_flag(env.get("CLIENTDESK_SECURE_COOKIES")),
+        migration_database_url=_driver_url(migration_url) if migration_url else None,
+        db_pool_size=int(env.get("CLIENTDESK_DB_POOL_SIZE") or 10),
+        db_max_overflow=int(env.get("CLIENTDESK_DB_MAX_OVERFLOW") or 30),
+        db_pool_timeout_seconds=float(env.get("CLIENTDESK_DB_POOL_TIMEOUT") or 10),
+        db_write_timeout_seconds=float(env.get("CLIENTDESK_DB_WRITE_TIMEOUT") or 10),
     )
+
+
+def _driver_url(url: str) -> str:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        # psycopg 3 is the only PostgreSQL driver we ship.
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
 
 
 class ConfigurationError(RuntimeError):

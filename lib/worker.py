@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from lib import mail, outbox, portal, reminder_sender
-from lib.db import read_session, transaction
+from lib.db import DatabaseNotReady, read_session, transaction
 from lib.models import MessageOutbox, WorkerStatus
 from lib.policy import Actor, require
 from lib.timeutil import as_utc, utcnow
@@ -241,10 +241,12 @@ def run_forever(
                         f"emails sent {delivery.sent}, retrying {delivery.retrying}, "
                         f"failed {delivery.failed}"
                     )
-        except SQLAlchemyError as exc:  # hide_parameters: the message carries no data
+        # hide_parameters: the message carries no data. DatabaseNotReady includes a database
+        # that stayed busy longer than CLIENTDESK_DB_WRITE_TIMEOUT: the next poll tries again.
+        except (SQLAlchemyError, DatabaseNotReady) as exc:
             say(f"Database error ({type(exc).__name__}); trying again in {poll:g} s.")
         stop.wait(poll)
-    with contextlib.suppress(SQLAlchemyError):  # the database may be what stopped us
+    with contextlib.suppress(SQLAlchemyError, DatabaseNotReady):  # it may be what stopped us
         beat(engine, name=name, started_at=started, summary="stopped", stopped=True)
     say("Worker stopped.")
 

@@ -7,7 +7,7 @@ import streamlit as st
 
 from lib import appointments, clients, insurance, payers
 from lib import client_record as cr
-from lib.db import transaction
+from lib.db import read_session, write
 from lib.money import format_cents
 from lib.policy import PermissionDenied, allowed
 from lib.timeutil import local_text
@@ -37,15 +37,26 @@ if not raw.strip().isdigit():
     st.stop()
 number = int(raw)
 
+
+def _load(session, audit_open: bool):
+    record = cr.open_record(session, actor=actor, client_number=number, audit_open=audit_open)
+    return (
+        record,
+        appointments.upcoming(session, actor=actor, client_id=record.client_id),
+        insurance.get_insurance(session, actor=actor, client_id=record.client_id),
+        payers.list_payers(session),
+        dict(clients.clinician_choices(session)),
+    )
+
+
 try:
-    # Audit an open once per visit, not on every rerun of the page.
-    first_view = st.session_state.get(OPENED) != number
-    with transaction(engine) as session:
-        record = cr.open_record(session, actor=actor, client_number=number, audit_open=first_view)
-        upcoming = appointments.upcoming(session, actor=actor, client_id=record.client_id)
-        insurance_view = insurance.get_insurance(session, actor=actor, client_id=record.client_id)
-        payer_list = payers.list_payers(session)
-        clinician_names = dict(clients.clinician_choices(session))
+    # Audit an open once per visit (a write); every other rerun of the page is a pure read.
+    if st.session_state.get(OPENED) != number:
+        loaded = write(engine, lambda session: _load(session, audit_open=True))
+    else:
+        with read_session(engine) as session:
+            loaded = _load(session, audit_open=False)
+    record, upcoming, insurance_view, payer_list, clinician_names = loaded
     st.session_state[OPENED] = number
 except cr.ClientNotFound as exc:
     st.error(str(exc))
@@ -98,8 +109,9 @@ def _change_status() -> None:
     reason_error = st.empty()
     if st.button("Change status", type="primary"):
         try:
-            with transaction(engine) as session:
-                cr.change_status(
+            write(
+                engine,
+                lambda session: cr.change_status(
                     session,
                     actor=actor,
                     client_id=record.client_id,
@@ -107,7 +119,8 @@ def _change_status() -> None:
                     reason=reason,
                     expected_version=record.versions["personal"],
                     tz_name=tz,
-                )
+                ),
+            )
         except ValidationError as exc:
             reason_error.error(exc.errors.get("status_reason") or " ".join(exc.errors.values()))
         except (cr.StaleEdit, PermissionDenied) as exc:

@@ -5,7 +5,7 @@ from datetime import date
 import streamlit as st
 
 from lib import clients
-from lib.db import read_session, transaction
+from lib.db import read_session, write
 from lib.timeutil import practice_today
 from lib.validation import ValidationError
 from ui import context
@@ -59,8 +59,9 @@ with st.form("new_client"):
 
 def _save(acknowledged: tuple[int, ...]) -> None:
     try:
-        with transaction(engine) as session:
-            created = clients.create_client(
+        created = write(
+            engine,
+            lambda session: clients.create_client(
                 session,
                 actor=actor,
                 first_name=first_name,
@@ -71,7 +72,8 @@ def _save(acknowledged: tuple[int, ...]) -> None:
                 clinician_id=clinician_id or None,
                 status=status,
                 acknowledged_duplicates=acknowledged,
-            )
+            ),
+        )
     except ValidationError as exc:
         st.session_state.pop(PENDING, None)
         for field, message in exc.errors.items():

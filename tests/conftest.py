@@ -4,6 +4,11 @@ Migrations run once per engine per test run into a template (a file for SQLite, 
 database for PostgreSQL); each test gets a copy, so tests never see each other's rows and the
 append-only tables need no cleaning. PostgreSQL comes from TEST_DATABASE_URL, defaulting to the
 local server; every database this creates is dropped at the end.
+
+On PostgreSQL the setup is the one the README recommends for production: the databases belong to
+an owner role that runs the migrations, and the tests connect as the app's role, which may only
+INSERT and SELECT the audit log and the ledger (``lib.migrate.grant_app_access``). Roles are
+cluster-wide: both are created if missing (safely when parallel runs race) and never dropped.
 """
 
 from __future__ import annotations
@@ -20,13 +25,17 @@ import pytest
 import time_machine
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 
 from lib.db import make_engine, upgrade
 from lib.demo import seed_demo
+from lib.migrate import grant_app_access
 from tests.downloads import downloads  # noqa: F401  (fixture: click a download in AppTest)
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEMO_CLIENTS = 60
+PG_OWNER_ROLE = "clientdesk_test_owner"  # owns the tables, runs migrations and restores
+PG_APP_ROLE = "clientdesk_test_app"  # what the app (and every PostgreSQL lib test) runs as
 
 
 def _pg_admin_url() -> str:
@@ -40,8 +49,39 @@ def _pg_admin() -> Engine:
     return create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
 
 
-def _pg_url(dbname: str) -> str:
-    return make_url(_pg_admin_url()).set(database=dbname).render_as_string(hide_password=False)
+def _pg_url(dbname: str, role: str = PG_APP_ROLE) -> str:
+    return (
+        make_url(_pg_admin_url())
+        .set(database=dbname, username=role)
+        .render_as_string(hide_password=False)
+    )
+
+
+def as_owner(url: str) -> str:
+    """The same PostgreSQL database, connected as the owner role (migrations, restore)."""
+    return make_url(url).set(username=PG_OWNER_ROLE).render_as_string(hide_password=False)
+
+
+def ensure_pg_roles() -> None:
+    """Create the owner and app roles unless they exist; a parallel run may create them
+    between our check and our CREATE, which is fine."""
+    password = make_url(_pg_admin_url()).password
+    with _pg_admin().connect() as conn:
+        for role in (PG_OWNER_ROLE, PG_APP_ROLE):
+            exists = conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role})
+            if not exists:
+                try:
+                    conn.execute(
+                        text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE')
+                    )
+                except DBAPIError:
+                    if not conn.scalar(
+                        text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}
+                    ):
+                        raise
+            if password:  # the server checks passwords: the roles use the admin's
+                literal = str(password).replace("'", "''")
+                conn.execute(text(f"ALTER ROLE \"{role}\" PASSWORD '{literal}'"))
 
 
 class Templates:
@@ -60,12 +100,15 @@ class Templates:
             if kind == "sqlite":
                 url = f"sqlite:///{self.tmp / (name + '.db')}"
             else:
+                ensure_pg_roles()
                 with _pg_admin().connect() as conn:
-                    conn.execute(text(f'CREATE DATABASE "{name}"'))
+                    conn.execute(text(f'CREATE DATABASE "{name}" OWNER "{PG_OWNER_ROLE}"'))
                 self.created_pg.append(name)
-                url = _pg_url(name)
+                url = _pg_url(name, PG_OWNER_ROLE)
             engine = make_engine(url)
             upgrade(engine)
+            if kind != "sqlite":
+                grant_app_access(engine, app_role=PG_APP_ROLE)
             if demo:
                 seed_demo(engine, clients=DEMO_CLIENTS, seed=7)
             engine.dispose()
@@ -81,9 +124,21 @@ class Templates:
             shutil.copyfile(src, dst)
             return f"sqlite:///{dst}"
         with _pg_admin().connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{copy_name}" TEMPLATE "{name}"'))
+            conn.execute(
+                text(f'CREATE DATABASE "{copy_name}" TEMPLATE "{name}" OWNER "{PG_OWNER_ROLE}"')
+            )
         self.created_pg.append(copy_name)
         return _pg_url(copy_name)
+
+    def empty_pg(self) -> str:
+        """A new PostgreSQL database with no tables at all (owned by the owner role); the URL
+        connects as the app role."""
+        ensure_pg_roles()
+        name = f"cdtest_{self.worker}_{uuid.uuid4().hex[:10]}"
+        with _pg_admin().connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" OWNER "{PG_OWNER_ROLE}"'))
+        self.created_pg.append(name)
+        return _pg_url(name)
 
     def drop(self, url: str) -> None:
         if url.startswith("sqlite"):
@@ -125,7 +180,8 @@ def db_kind(request) -> str:
 
 @pytest.fixture
 def db_url(templates, db_kind) -> Iterator[str]:
-    """URL of a fresh, migrated, empty database (one test, one engine)."""
+    """URL of a fresh, migrated, empty database (one test, one engine); on PostgreSQL it
+    connects as the app role."""
     url = templates.copy(db_kind, demo=False)
     yield url
     templates.drop(url)
@@ -134,6 +190,15 @@ def db_url(templates, db_kind) -> Iterator[str]:
 @pytest.fixture
 def engine(db_url) -> Iterator[Engine]:
     eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def owner_engine(db_url) -> Iterator[Engine]:
+    """The ``engine`` fixture's database as the owner role (PostgreSQL), for tests that run
+    migrations themselves; on SQLite the same database."""
+    eng = make_engine(db_url if db_url.startswith("sqlite") else as_owner(db_url))
     yield eng
     eng.dispose()
 

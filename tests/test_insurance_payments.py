@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 
 from lib import appointments, insurance, postings
@@ -31,7 +32,7 @@ from lib.models import (
 from lib.policy import Actor
 from lib.reconcile import reconcile
 from lib.validation import ValidationError
-from tests.conftest import _pg_admin, _pg_url
+from tests.conftest import PG_OWNER_ROLE, _pg_admin, _pg_url, ensure_pg_roles
 from tests.factories import make_client, make_clinician, make_user
 
 TODAY = date.today()
@@ -294,10 +295,11 @@ def fresh_url(db_kind, tmp_path) -> Iterator[str]:
         yield f"sqlite:///{Path(tmp_path) / 'fresh.db'}"
         return
     name = f"cdmig_{uuid.uuid4().hex[:10]}"
+    ensure_pg_roles()
     with _pg_admin().connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}" OWNER "{PG_OWNER_ROLE}"'))
     try:
-        yield _pg_url(name)
+        yield _pg_url(name, PG_OWNER_ROLE)  # migrations run as the tables' owner
     finally:
         with _pg_admin().connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -340,7 +342,9 @@ def test_upgrading_an_older_ledger_names_typed_payers_and_rebuilds_balances(fres
                 idempotency_key=key(),
             )
         with engine.begin() as conn:
-            command.downgrade(_config(conn, fresh_url), "0005-1")  # to just before 0005
+            cfg = _config(conn, fresh_url)
+            before_0005 = ScriptDirectory.from_config(cfg).get_revision("0005").down_revision
+            command.downgrade(cfg, before_0005)  # (later migrations step back with it)
         with engine.begin() as conn:  # what the old rules stored: the 1000 as client credit
             conn.execute(
                 text(

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from lib import outbox as outbox_module
 from lib.db import alembic_config, current_revision, transaction, upgrade
 from lib.models import DocumentLogEntry
-from tests.factories import make_client
+from tests.factories import insert_client_row
 
 AT = datetime(2026, 11, 1, 15, 0, tzinfo=UTC)
 
@@ -42,11 +42,12 @@ def _log(session, client_id: int, kind: str, channel: str, status: str) -> None:
     )
 
 
-def test_0009_backfills_statement_and_stuck_email_rows_and_downgrades(engine):
+def test_0009_backfills_statement_and_stuck_email_rows_and_downgrades(owner_engine):
+    engine = owner_engine  # migrations run as the tables' owner (the app's role may not)
     _to(engine, "0003", command.downgrade)
     assert current_revision(engine) == "0003"
     with transaction(engine) as session:
-        client_id = make_client(session)
+        client_id = insert_client_row(session)  # only the columns 0003 has
         for kind, channel, status in (
             ("statement", "pdf", "sent"),
             ("form", "email", "queued"),

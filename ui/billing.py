@@ -10,7 +10,7 @@ import uuid
 import streamlit as st
 
 from lib import insurance, mail, postings, receipts, statements
-from lib.db import read_session, transaction
+from lib.db import read_session, transaction, write
 from lib.money import MoneyError, format_cents, parse_amount
 from lib.policy import PermissionDenied, allowed
 from lib.timeutil import practice_today
@@ -111,11 +111,14 @@ def record_payment_dialog(client_id: int) -> None:
         except MoneyError as exc:
             slots["amount"].error(str(exc))
             return
+        actor = context.actor()
         try:
-            with transaction(context.engine()) as session:
-                result = postings.record_payment(
+            # A colleague's save at the same moment makes this wait or run again, never fail.
+            result = write(
+                context.engine(),
+                lambda session: postings.record_payment(
                     session,
-                    actor=context.actor(),
+                    actor=actor,
                     client_id=client_id,
                     amount_cents=cents,
                     method=method,
@@ -128,7 +131,8 @@ def record_payment_dialog(client_id: int) -> None:
                     payer_id=payer.payer_id if payer else None,
                     payer_name=payer.payer_name if payer else "",
                     confirmed_other_payer=confirmed,
-                )
+                ),
+            )
         except ValidationError as exc:
             _show_errors(exc.errors, slots)
             return
@@ -297,8 +301,7 @@ def corrections(client_id: int) -> None:
         if post is None:
             return
         try:
-            with transaction(context.engine()) as session:
-                post(session)
+            write(context.engine(), post)
         except MoneyError as exc:
             slots["amount"].error(str(exc))
         except ValidationError as exc:

@@ -24,7 +24,8 @@ def _engine_for(url: str) -> Engine:
 @st.cache_resource(show_spinner=False)
 def _ready(url: str, auto_upgrade: bool) -> bool:
     # Runs once per process when it succeeds; a failure is not cached and is retried.
-    ensure_ready(_engine_for(url), auto_upgrade=auto_upgrade)
+    # Migrations run as CLIENTDESK_MIGRATION_DATABASE_URL's owner role when it is set.
+    ensure_ready(_engine_for(url), auto_upgrade=auto_upgrade, settings=load_settings())
     return True
 
 

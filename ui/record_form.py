@@ -23,7 +23,7 @@ from typing import Any
 import streamlit as st
 from sqlalchemy.orm import Session
 
-from lib.db import transaction
+from lib import db
 from lib.edits import StaleEdit, user_changes
 from lib.policy import PermissionDenied
 from lib.validation import ValidationError
@@ -295,8 +295,8 @@ class RecordForm:
             st.info("Nothing changed, so nothing was saved.")
             return
         try:
-            with transaction(context.engine()) as session:
-                write(session, changes, self.version)
+            # A colleague saving at the same moment makes this wait or run again, never fail.
+            db.write(context.engine(), lambda session: write(session, changes, self.version))
         except ValidationError as exc:
             self.show_errors(exc.errors)
             st.error("Nothing was saved: correct the fields marked above.")

@@ -1,7 +1,7 @@
 """sign-in throttles for usernames without an account
 
 Revision ID: 0007
-Revises: 0005 (assigned 0003; re-chained after main's 0009 and 0005 when merging main)
+Revises: 0008 (assigned 0003; re-chained after main's 0009, 0005 and 0008 when merging main)
 Create Date: 2026-11-30 06:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = '0007'
-down_revision: str | None = '0005'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
