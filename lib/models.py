@@ -488,17 +488,17 @@ class MessageOutbox(Base):
     status: Mapped[str] = mapped_column(String(10), default="queued")
     # What it is (the document log's kinds) and, for invitations and reminders, the row the
     # outcome updates (portal_invitations.id, reminder_sends.id).
-    kind: Mapped[str] = mapped_column(String(20), default="")
+    kind: Mapped[str] = mapped_column(String(20), default="", server_default="")
     ref_id: Mapped[int | None] = mapped_column(Integer)
     document_log_id: Mapped[int | None] = mapped_column(ForeignKey("document_log.id"))
     message: Mapped[bytes | None] = mapped_column(LargeBinary)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     send_before: Mapped[datetime | None] = mapped_column(UtcDateTime)  # pointless after this
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     claim_token: Mapped[str | None] = mapped_column(String(32))
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    last_error: Mapped[str] = mapped_column(String(500), default="")
+    last_error: Mapped[str] = mapped_column(String(500), default="", server_default="")
 
 
 class WorkerStatus(Base):

@@ -1,11 +1,12 @@
 """`make run` starts the worker next to the app, and stopping `make run` stops both (spec A7).
 
 The README's own command runs here on a fresh SQLite data directory and a free port, with the
-already installed virtualenv (``-o .venv/.installed``: installing is the ``venv`` target's job,
-not what this checks). Once the app answers and the worker has written its heartbeat, `make
-run` is stopped the two ways people stop it: Ctrl-C in its terminal (SIGINT to the whole
-process group) and `kill <pid of make>` (SIGTERM to make alone). Nothing of it may be left
-running, and the worker must have stopped cleanly (its heartbeat says "stopped").
+already installed virtualenv (``-o .venv/.runtime -o .venv/.installed``: installing is the
+``venv`` targets' job, not what this checks). Once the app answers and the worker has written
+its heartbeat, `make run` is stopped the two ways people stop it: Ctrl-C in its terminal
+(SIGINT to the whole process group) and `kill <pid of make>` (SIGTERM to make alone). Nothing
+of it may be left running, and the worker must have stopped cleanly (its heartbeat says
+"stopped").
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def test_make_run_starts_the_worker_and_stopping_it_stops_both(tmp_path, how, st
     log = tmp_path / "make.log"
     with log.open("wb") as out:
         make = subprocess.Popen(
-            ["make", "-o", ".venv/.installed", "run"],
+            ["make", "-o", ".venv/.runtime", "-o", ".venv/.installed", "run"],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=out,
