@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
@@ -30,7 +31,13 @@ from sqlalchemy.exc import DBAPIError
 from lib.db import make_engine, upgrade
 from lib.demo import seed_demo
 from lib.migrate import grant_app_access
+from tests import hypothesis_runs
 from tests.downloads import downloads  # noqa: F401  (fixture: click a download in AppTest)
+
+# `make test` runs the small Hypothesis profile, `make test-all` the full one (tests/
+# hypothesis_runs.py); pytest's --hypothesis-profile, read after this, still has the last word.
+hypothesis_runs.register()
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", hypothesis_runs.FAST))
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEMO_CLIENTS = 60

@@ -14,6 +14,7 @@ from lib.ledger import Posting, replay, signed_amount
 from lib.models import Client, LedgerEntry, OpenCharge
 from lib.timeutil import utcnow
 from tests.factories import make_client
+from tests.hypothesis_runs import scaled
 
 D1, D2, D3 = date(2026, 1, 5), date(2026, 2, 9), date(2026, 3, 16)
 
@@ -246,7 +247,7 @@ def _book_from(steps) -> list[Posting]:
     return postings
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=scaled(200), deadline=None)
 @given(st.lists(_step, max_size=40))
 def test_balances_always_add_up_to_the_signed_sum_of_the_ledger(steps):
     postings = _book_from(steps)

@@ -44,6 +44,7 @@ from lib.postings import MAX_POSTING_CENTS, PostingError
 from lib.reconcile import reconcile
 from lib.validation import ValidationError
 from tests.factories import make_client, make_clinician, make_user
+from tests.hypothesis_runs import scaled
 
 TODAY = date.today()
 
@@ -520,7 +521,7 @@ def test_random_postings_keep_stored_balances_equal_to_an_independent_model(engi
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=30,
+            max_examples=scaled(30),
             stateful_step_count=25,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
