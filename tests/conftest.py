@@ -2,8 +2,12 @@
 
 Migrations run once per engine per test run into a template (a file for SQLite, a template
 database for PostgreSQL); each test gets a copy, so tests never see each other's rows and the
-append-only tables need no cleaning. PostgreSQL comes from TEST_DATABASE_URL, defaulting to the
-local server; every database this creates is dropped at the end.
+append-only tables need no cleaning. On PostgreSQL, where a copy costs a CREATE and a DROP
+DATABASE (seconds on a busy machine), ``engine`` instead runs the test in one transaction
+rolled back at its end (tests/rolled_back.py) unless the test's commits must be seen elsewhere
+(marker ``committed``, or the test also asks for ``db_url``). PostgreSQL comes from
+TEST_DATABASE_URL, defaulting to the local server; every database this creates is dropped at
+the end.
 
 On PostgreSQL the setup is the one the README recommends for production: the databases belong to
 an owner role that runs the migrations, and the tests connect as the app's role, which may only
@@ -33,6 +37,7 @@ from lib.demo import seed_demo
 from lib.migrate import grant_app_access
 from tests import hypothesis_runs
 from tests.downloads import downloads  # noqa: F401  (fixture: click a download in AppTest)
+from tests.rolled_back import RolledBack
 
 # `make test` runs the small Hypothesis profile, `make test-all` the full one (tests/
 # hypothesis_runs.py); pytest's --hypothesis-profile, read after this, still has the last word.
@@ -99,6 +104,7 @@ class Templates:
         self.worker = worker
         self.built: dict[tuple[str, bool], str] = {}
         self.created_pg: list[str] = []
+        self.scratches: dict[str, str] = {}
 
     def template(self, kind: str, demo: bool) -> str:
         key = (kind, demo)
@@ -136,6 +142,13 @@ class Templates:
             )
         self.created_pg.append(copy_name)
         return _pg_url(copy_name)
+
+    def scratch(self, kind: str) -> str:
+        """A migrated, empty database kept for the whole run (one per worker), for tests that
+        roll everything back; on PostgreSQL the URL connects as the app role."""
+        if kind not in self.scratches:
+            self.scratches[kind] = self.copy(kind, demo=False)
+        return self.scratches[kind]
 
     def empty_pg(self) -> str:
         """A new PostgreSQL database with no tables at all (owned by the owner role); the URL
@@ -194,9 +207,36 @@ def db_url(templates, db_kind) -> Iterator[str]:
     templates.drop(url)
 
 
+# Fixtures that connect to the test's database some other way than through ``engine``: with any
+# of them, ``engine``'s commits must really land.
+CONNECTS_ELSEWHERE = frozenset({"db_url", "owner_engine"})
+
+
+def needs_commits(request) -> bool:
+    """True when the test's commits must be seen by other connections (a thread, a subprocess,
+    AppTest's own engine, a migration): then it gets a database copy of its own."""
+    return (
+        os.environ.get("TEST_DB_COPIES") == "1"
+        or request.node.get_closest_marker("committed") is not None
+        or bool(CONNECTS_ELSEWHERE & set(request.fixturenames))
+    )
+
+
 @pytest.fixture
-def engine(db_url) -> Iterator[Engine]:
-    eng = make_engine(db_url)
+def engine(request, templates, db_kind) -> Iterator[Engine]:
+    """An engine on a fresh, migrated, empty database (one test, one engine).
+
+    On PostgreSQL, where a database copy costs a CREATE and a DROP DATABASE, the test runs in
+    one transaction that is rolled back at its end (tests/rolled_back.py), on a database
+    migrated once per worker; a test marked ``committed``, or that also connects another way,
+    gets a copy instead. SQLite copies a file, which costs next to nothing: always a copy.
+    """
+    if db_kind == "postgresql" and not needs_commits(request):
+        rolled_back = RolledBack(templates.scratch(db_kind))
+        yield rolled_back.engine
+        rolled_back.close()
+        return
+    eng = make_engine(request.getfixturevalue("db_url"))
     yield eng
     eng.dispose()
 

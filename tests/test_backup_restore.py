@@ -135,6 +135,7 @@ class Colleagues:
             t.join()
 
 
+@pytest.mark.slow  # a round trip: backup under load, restore, check
 def test_a_backup_taken_while_colleagues_save_restores_everything_saved_before_it(
     demo_url, demo_engine, db_kind, templates, tmp_path
 ):
@@ -190,6 +191,7 @@ def test_a_backup_taken_while_colleagues_save_restores_everything_saved_before_i
         target.dispose()
 
 
+@pytest.mark.slow  # a round trip
 @pytest.mark.parametrize("db_kind", ["sqlite"])
 def test_restoring_over_a_database_with_a_leftover_wal_gives_the_backup_intact(
     demo_url, demo_engine, tmp_path

@@ -590,6 +590,7 @@ def test_saving_a_different_tab_than_the_one_changed_is_not_refused(engine, two_
     assert (client.city, client.pronouns) == ("Boston", "she/her")
 
 
+@pytest.mark.committed  # Beatriz saves on her own connection while Alice's transaction is open
 def test_a_save_racing_inside_an_open_transaction_is_refused(engine, db_kind, two_editors):
     """Alice's transaction has read the record when Beatriz's save commits (PostgreSQL only:
     SQLite lets one writer at a time in, so the race cannot happen there)."""

@@ -36,6 +36,9 @@ from lib.models import AuditEntry, Client, LedgerEntry
 from lib.policy import Actor
 from tests.factories import make_client, make_clinician, make_user
 
+# Real threads on real connections: every test needs commits other connections see.
+pytestmark = pytest.mark.committed
+
 
 @pytest.fixture
 def people(engine) -> tuple[Actor, list[int]]:

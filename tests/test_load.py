@@ -13,7 +13,7 @@ import pytest
 from bench.load import find_lost, run_load
 
 # The load test wants the machine to itself as far as `make test -n 2` allows.
-pytestmark = pytest.mark.xdist_group("load")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("load")]
 
 
 def test_16_writers_and_16_readers_for_10_seconds_fail_nothing_and_lose_nothing(demo_engine):

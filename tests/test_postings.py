@@ -512,7 +512,8 @@ def credit_is_never_lost(credit: int, opens: dict, rows: list[LedgerEntry]) -> N
     assert credit + applied + refunded - refunded_unpaid == paid_in
 
 
-@pytest.mark.slow
+# Not `slow`: `make test` runs it with the small Hypothesis profile (3 sequences), `make
+# test-all` with the full one (30).
 @pytest.mark.timeout(600)
 def test_random_postings_keep_stored_balances_equal_to_an_independent_model(engine):
     with transaction(engine) as session:
@@ -1028,6 +1029,7 @@ def payment_plan(clients: list[int]) -> list[list[tuple[str, int, int]]]:
 
 
 @pytest.mark.slow
+@pytest.mark.committed  # eight threads, eight connections
 @pytest.mark.timeout(300)
 def test_eight_writers_at_once_lose_nothing_and_post_nothing_twice(engine):
     with transaction(engine) as session:

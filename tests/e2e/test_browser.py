@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, text
 
 from tests.e2e.conftest import Server, open_app, reload_app, running_server, wait_idle
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
 COOKIE = "clientdesk_auth"
 DOLLARS = re.compile(r"\$\d")

@@ -18,7 +18,7 @@ from playwright.sync_api import Locator, Page, expect
 from lib.clients import fold
 from tests.e2e.conftest import Server, open_app, wait_idle
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
 HEADER_HEIGHT = 35  # px: the grid's header row, then rows of the same height
 ROW_HEIGHT = 35

@@ -17,7 +17,7 @@ from lib.db import make_engine
 from lib.timeutil import as_utc, local_text
 from tests.e2e.conftest import Server, open_app, settle, wait_idle
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
 FORM = "Consent for treatment"
 TZ = "America/New_York"  # the server runs with the default practice time zone

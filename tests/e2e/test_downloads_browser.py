@@ -22,7 +22,7 @@ from playwright.sync_api import BrowserContext, Download, Page, expect
 
 from tests.e2e.conftest import Server, open_app, running_server, settle, wait_idle
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
 SECONDS = 4  # CLIENTDESK_DOWNLOAD_SECONDS for this server
 COOKIE = "clientdesk_download"

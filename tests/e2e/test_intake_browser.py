@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, text
 from tests.e2e.conftest import IDLE, Server, open_app, running_server, wait_idle
 from tests.e2e.test_browser import _expect_clients_page, _sign_in
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
 PHONE = {"width": 390, "height": 844}
 REASON = "Trouble sleeping since the move"

@@ -32,7 +32,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import PAGE_WATCH, ROOT, _free_port, running_server, settle, wait_idle
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 CONFIG = ROOT / "docs" / "nginx" / "clientdesk.conf"

@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.e2e.conftest import CHROMIUM_ARGS, PAGE_WATCH, Server, open_app, wait_idle
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 PASSWORDS = {"manager": "demo-manager-2026", "admin": "demo-admin-2026"}
 _ = CHROMIUM_ARGS  # the shared browser fixture launches Chromium with these
 
