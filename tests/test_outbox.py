@@ -139,6 +139,7 @@ def test_failed_attempts_are_retried_later_then_failed_with_the_reason(engine, p
     assert results == outbox.MAX_ATTEMPTS
 
 
+@pytest.mark.committed  # two threads, two connections
 def test_two_workers_at_once_send_each_message_once(engine, practice, tmp_path):
     client_id = add_client(engine, practice)
     queued = queue(engine, practice, client_id, eml_settings(tmp_path), n=8)

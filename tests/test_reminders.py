@@ -622,6 +622,7 @@ def test_a_reminder_for_an_appointment_cancelled_meanwhile_is_not_sent(engine, p
     assert sends(engine) == {(appointment, "email", "failed")}
 
 
+@pytest.mark.committed  # two threads, two connections
 def test_two_runs_at_the_same_time_send_each_reminder_once(engine, practice, tmp_path):
     set_level(engine, practice.admin, "practice", 0, channel_sms=True)
     for n in range(6):
