@@ -12,7 +12,9 @@ own engine (its events, limits and write gate) with two changes:
 
 Only for tests whose work stays on this engine, on the test's own thread: commits are never
 seen by another connection, a thread or a subprocess. Those tests keep a database copy (see
-``committed`` in tests/conftest.py).
+``committed`` in tests/conftest.py). Two things a rollback does not undo, so no test may rely on
+them: PostgreSQL sequences (ids keep counting from test to test) and the clock inside the
+transaction (``now()`` would stay at the test's start; lib takes the time from Python).
 """
 
 from __future__ import annotations
