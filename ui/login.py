@@ -24,6 +24,7 @@ from lib.demo import DEMO_LOGINS, is_demo_database
 from lib.policy import Actor
 from lib.timeutil import local_text, utcnow
 from ui.context import ACTOR_KEY, engine
+from ui.flash import flash
 
 GENERIC_FAILURE = "The username or password is not right."
 SIGNED_IN_AT = "cd_signed_in_at"
@@ -32,7 +33,6 @@ LAST_TOUCH = "cd_last_touch"
 # Sign-in bookkeeping (``users.last_seen_at``) is written at most this often per session: the
 # checks run on every rerun, in a read-only transaction; only the touch writes.
 TOUCH_EVERY = timedelta(seconds=60)
-FLASH = "cd_flash"
 
 
 def _cookie_key(s: Settings, *, demo_database: bool) -> str:
@@ -66,7 +66,7 @@ def _end_session(authenticator, message: str) -> None:
     authenticator.logout(location="unrendered")
     for key in (ACTOR_KEY, SIGNED_IN_AT, LAST_ACTIVITY, LAST_TOUCH):
         st.session_state.pop(key, None)
-    st.session_state[FLASH] = message
+    flash("info", message)  # shown above the sign-in form after the rerun
 
 
 def sign_out(authenticator, actor: Actor) -> None:
@@ -142,9 +142,6 @@ def signed_in_actor(s: Settings):
                 st.session_state["logout"] = True  # makes the library ignore this cookie
 
     if not already:
-        flash = st.session_state.pop(FLASH, None)
-        if flash:
-            st.info(flash)
         try:
             authenticator.login(
                 location="main",
