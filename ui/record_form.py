@@ -165,7 +165,8 @@ class RecordForm:
     # --- messages ---------------------------------------------------------------------------
 
     def banner(self) -> None:
-        """Messages above the form: saved, refused (with the unsaved edits), changed meanwhile."""
+        """Messages above the form: refused (with the unsaved edits), changed meanwhile. (Saved
+        shows at the top of the page: ui/flash.py.)"""
         snap = self._snap
         if snap.stale:
             st.error(snap.stale)  # names a staff member: not user text about a client
