@@ -42,6 +42,7 @@ class Settings:
     db_max_overflow: int  # more, opened under load
     db_pool_timeout_seconds: float  # waiting for a free connection
     db_write_timeout_seconds: float  # a save waiting for colleagues' locks, retries included
+    base_url: str  # where staff open the app (links in staff emails such as the digest)
 
     @property
     def is_sqlite(self) -> bool:
@@ -74,6 +75,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         db_max_overflow=int(env.get("CLIENTDESK_DB_MAX_OVERFLOW") or 30),
         db_pool_timeout_seconds=float(env.get("CLIENTDESK_DB_POOL_TIMEOUT") or 10),
         db_write_timeout_seconds=float(env.get("CLIENTDESK_DB_WRITE_TIMEOUT") or 10),
+        base_url=(env.get("CLIENTDESK_BASE_URL") or "http://127.0.0.1:8501").rstrip("/"),
     )
 
 

@@ -409,6 +409,104 @@ class ClientTotal(Base):
     total_cents: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+# --- collections -------------------------------------------------------------------------
+
+CONTACT_KINDS = ("call", "email", "letter", "text")
+CONTACT_OUTCOMES = (
+    "reached",
+    "left_message",
+    "no_answer",
+    "promised",
+    "disputed",
+    "bad_contact",
+    "sent",
+)
+PLAN_SCHEDULES = ("weekly", "biweekly", "monthly")
+PLAN_STATUSES = ("active", "ended")
+
+
+class CollectionContact(Base):
+    """One attempt to reach a client about what they owe (part of the client's record).
+
+    A follow-up date puts the client back on the worklist that day; a promise to pay has an
+    amount and a date."""
+
+    __tablename__ = "collection_contacts"
+    __table_args__ = (
+        CheckConstraint(_in("kind", CONTACT_KINDS), name="kind"),
+        CheckConstraint(_in("outcome", CONTACT_OUTCOMES), name="outcome"),
+        Index("ix_collection_contacts_client", "client_id", "id"),
+        Index("ix_collection_contacts_follow_up", "follow_up_on"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    outcome: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(Text, default="")
+    follow_up_on: Mapped[date | None] = mapped_column(Date)
+    promise_cents: Mapped[int | None] = mapped_column(BigInteger)
+    promise_on: Mapped[date | None] = mapped_column(Date)
+    contacted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    contacted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+
+
+class PaymentPlan(Base):
+    """An agreed amount per instalment on a schedule from a start day, until ended."""
+
+    __tablename__ = "payment_plans"
+    __table_args__ = (
+        CheckConstraint(_in("schedule", PLAN_SCHEDULES), name="schedule"),
+        CheckConstraint(_in("status", PLAN_STATUSES), name="status"),
+        CheckConstraint("instalment_cents > 0", name="instalment_positive"),
+        Index("ix_payment_plans_status_client", "status", "client_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    instalment_cents: Mapped[int] = mapped_column(BigInteger)
+    schedule: Mapped[str] = mapped_column(String(10))
+    start_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(10), default="active")
+    ended_on: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class CollectionBatch(Base):
+    """One batch action from the worklist, once per key: a double click finds the row."""
+
+    __tablename__ = "collection_batches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+    action: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    chosen_count: Mapped[int] = mapped_column(Integer)
+    queued_count: Mapped[int] = mapped_column(Integer)
+
+
+class DigestSubscription(Base):
+    """A staff member who asked for the weekly A/R digest (a row per subscriber)."""
+
+    __tablename__ = "digest_subscriptions"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DigestSend(Base):
+    """One digest per subscriber and practice week, ever (the unique key: several workers)."""
+
+    __tablename__ = "digest_sends"
+    __table_args__ = (
+        UniqueConstraint("user_id", "week_start", name="uq_digest_sends_user_week"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    week_start: Mapped[date] = mapped_column(Date)
+    queued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    outbox_id: Mapped[int | None] = mapped_column(Integer)
+
+
 # --- reminders & portal ------------------------------------------------------------------
 
 
