@@ -497,9 +497,7 @@ class DigestSend(Base):
     """One digest per subscriber and practice week, ever (the unique key: several workers)."""
 
     __tablename__ = "digest_sends"
-    __table_args__ = (
-        UniqueConstraint("user_id", "week_start", name="uq_digest_sends_user_week"),
-    )
+    __table_args__ = (UniqueConstraint("user_id", "week_start", name="uq_digest_sends_user_week"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     week_start: Mapped[date] = mapped_column(Date)
