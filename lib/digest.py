@@ -53,13 +53,13 @@ def net_ar(session: Session, day: date, tz_name: str | None = None) -> int:
 
 
 def figures(session: Session, *, today: date, tz_name: str | None = None) -> Figures:
-    """This week's figures, as of the end of yesterday (a full day) and a week before."""
-    as_of = today - timedelta(days=1)
+    """The figures as the ledger stands now, and the change since the end of the same day a
+    week ago (point in time, as the balances report's "as of")."""
     return Figures(
-        as_of=as_of,
-        net_ar_cents=net_ar(session, as_of, tz_name),
-        week_ago_cents=net_ar(session, as_of - timedelta(days=7), tz_name),
-        days_in_ar=days_in_ar(session, as_of),
+        as_of=today,
+        net_ar_cents=net_ar(session, today, tz_name),
+        week_ago_cents=net_ar(session, today - timedelta(days=7), tz_name),
+        days_in_ar=days_in_ar(session, today),
         on_worklist=collections_worklist.count_on_list(session, today=today),
     )
 
