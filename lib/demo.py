@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from lib import audit, auth, client_totals
 from lib.clients import search_columns
+from lib.demo_collections import seed_collections
 from lib.ledger import Posting, balance_rows, credit_rows, replay
 from lib.models import (
     Appointment,
@@ -608,6 +609,8 @@ def seed_demo(
         else:
             conn.exec_driver_sql("ANALYZE")
         session = Session(bind=conn)
+        seed_collections(session, today=today)  # contacts, promises and two payment plans
+        session.flush()
         client_totals.rebuild(session)
         audit.record(
             session,

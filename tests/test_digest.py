@@ -99,7 +99,7 @@ def test_several_workers_at_once_queue_one_digest(engine, smtp):  # noqa: F811
         start.wait()
         try:
             results.append(run(engine, smtp.settings))
-        except BaseException as exc:  # noqa: BLE001  (reported below)
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=one_worker) for _ in range(3)]

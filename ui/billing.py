@@ -17,6 +17,7 @@ from lib.timeutil import practice_today
 from lib.validation import ValidationError
 from ui import context
 from ui.client_views import billing_tab
+from ui.collections import billing_collections
 from ui.export import statements_button
 
 PAYMENT_DIALOG = "cd_payment_dialog_key"
@@ -351,4 +352,6 @@ def billing_section(client_id: int) -> None:
         st.error(problem)
     if allowed(actor, "ledger.adjust"):
         corrections(client_id)
+    if allowed(actor, "collections.work"):
+        billing_collections(client_id)
     billing_tab(client_id)
