@@ -11,6 +11,8 @@ median milliseconds of:
   aging_report_month_end    the same report as of the end of last month (point in time:
                             replays every client with entries posted since then)
   record_payment            one payment: allocation, projections and audit, committed
+  collections_worklist      the Collections page's list: old balances over $50, follow-ups due
+                            and plans behind, most pressing first, with each row's details
   naive_pandas_client_list  what a typical Streamlit app does: read the whole ledger with
                             pandas and group it by client (the baseline)
 
@@ -37,7 +39,7 @@ import pandas as pd  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from lib import aging, auth, clients, postings  # noqa: E402
+from lib import aging, auth, clients, collections_worklist, postings  # noqa: E402
 from lib.db import make_engine, read_session, transaction, upgrade  # noqa: E402
 from lib.demo import seed_demo  # noqa: E402
 from lib.models import Client, LedgerEntry, User  # noqa: E402
@@ -144,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
                 idempotency_key=f"bench-{run_id}-{n}",
             )
 
+    def collections_worklist_page():
+        with read_session(engine) as session:
+            found = collections_worklist.worklist(session, actor=actor)
+        assert found.total_count > 0
+
     def naive_pandas_client_list():
         with engine.connect() as conn:
             ledger = pd.read_sql("SELECT client_id, kind, amount_cents FROM ledger_entries", conn)
@@ -161,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         "aging_report": median_ms(aging_report, args.repeat),
         "aging_report_month_end": median_ms(aging_report_month_end, heavy_repeat, warmup=1),
         "record_payment": median_ms(record_payment, args.repeat),
+        "collections_worklist": median_ms(collections_worklist_page, args.repeat),
         "naive_pandas_client_list": median_ms(naive_pandas_client_list, heavy_repeat, warmup=1),
     }
     result = {"clients": args.clients, "ledger_entries": entries, "engine": args.engine, "ms": ms}

@@ -33,6 +33,7 @@ OUTCOME_LABELS = {
 }
 assert tuple(KIND_LABELS) == CONTACT_KINDS and tuple(OUTCOME_LABELS) == CONTACT_OUTCOMES
 NOTE_MAX = 1000
+_LATER = aliased(CollectionContact, name="later_contact")  # made once: building one is slow
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,7 @@ def latest_promises(session: Session, client_ids: list[int]) -> dict[int, Contac
 
 def follow_ups_due(session: Session, *, today: date) -> dict[int, date]:
     """Clients whose newest contact asks for a follow-up today or earlier: client -> date."""
-    later = aliased(CollectionContact)
+    later = _LATER
     rows = session.execute(
         select(CollectionContact.client_id, CollectionContact.follow_up_on).where(
             CollectionContact.follow_up_on <= today,

@@ -27,6 +27,7 @@ from lib.validation import ValidationError
 
 SCHEDULE_LABELS = {"weekly": "Weekly", "biweekly": "Every 2 weeks", "monthly": "Monthly"}
 MAX_INSTALMENT_CENTS = 10_000_000  # $100,000, the largest posting
+_REVERSAL = aliased(LedgerEntry, name="reversal")  # made once: building an alias is slow
 
 
 def _add_months(day: date, months: int) -> date:
@@ -87,7 +88,7 @@ def paid_since(session: Session, starts: dict[int, date]) -> dict[int, int]:
     if not starts:
         return {}
     earliest = min(starts.values())
-    reversal = aliased(LedgerEntry)
+    reversal = _REVERSAL
     rows = session.execute(
         select(LedgerEntry.client_id, LedgerEntry.posted_at, LedgerEntry.amount_cents)
         .outerjoin(
