@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from lib.aging import DEFAULT_EDGES, Slice, bucket_for, buckets
+from lib import ar_history
+from lib.aging import DEFAULT_EDGES, NO_CLINICIAN, Slice, bucket_for, buckets
 from lib.ledger import PayerRef
 from lib.ledger_as_of import end_of_day, ledger_as_of
-from lib.models import LedgerEntry
+from lib.models import ADJUSTMENT_REASONS, ArChange, LedgerEntry
 from lib.timeutil import practice_today
 
 DAYS_IN_AR_WINDOW = 90
@@ -51,6 +52,47 @@ def _slice(clinician_id: int | None, payer_id: int | PayerRef | None) -> Slice:
     return Slice(clinician_id=clinician_id, payer=payer)
 
 
+FLOW_KEYS = ("charges_cents", "payments_cents", "adjustments_cents", "refunds_cents")
+
+
+def _conditions(chosen: Slice) -> list:
+    """The slice over ``ar_changes`` (credit is no clinician's; with a payer, its own)."""
+    found = []
+    if chosen.clinician_id is not None:
+        clinician = 0 if chosen.clinician_id == NO_CLINICIAN else chosen.clinician_id
+        found.append(ArChange.clinician_id == clinician)
+        # A payment, adjustment or refund is the client's or a payer's, not a clinician's.
+        found.append(ArChange.part.in_((ar_history.OWED, "charge")))
+    if chosen.payer is not None:
+        found.append(ArChange.responsibility == "insurance")
+        found.append(ArChange.payer_id == (chosen.payer.payer_id or 0))
+        found.append(ArChange.payer_key == chosen.payer.name_key)
+    return found
+
+
+def _changes(session: Session, chosen: Slice, first: date, flows_from: date) -> list[tuple]:
+    """(part, responsibility, day, service date, cents): the A/R changes before ``first``
+    summed into ``first``'s month, and those since; flows only from ``flows_from``."""
+    day = case((ArChange.day < first, first), else_=ArChange.day).label("d")
+    return session.execute(
+        select(
+            ArChange.part,
+            ArChange.responsibility,
+            day,
+            ArChange.service_date,
+            func.sum(ArChange.cents),
+        )
+        .where(
+            *_conditions(chosen),
+            or_(
+                ArChange.part.in_((ar_history.OWED, ar_history.CREDIT)),
+                ArChange.day >= flows_from,
+            ),
+        )
+        .group_by(ArChange.part, ArChange.responsibility, day, ArChange.service_date)
+    ).all()
+
+
 def month_end_figures(
     session: Session,
     months: int,
@@ -61,42 +103,78 @@ def month_end_figures(
     today: date | None = None,
 ) -> list[dict]:
     """One dict per month-end, oldest first (callers check permissions): ``month_end``,
-    ``partial`` (the current month, as of today), ``net_ar_cents`` and its parts, amounts per
-    aging bucket, and the month's charges, payments, adjustments and refunds."""
+    ``partial`` (the current month, as of today), ``net_ar_cents`` and its parts
+    (``client_cents``, ``insurance_cents`` owed; ``client_credit_cents``,
+    ``insurance_credit_cents`` held), amounts per aging bucket (all, client, insurance), and
+    the month's charges, payments, adjustments (and ``adjustments_by_reason``) and refunds.
+
+    One grouped query over the ``ar_changes`` projection, then running sums per month: the
+    figure for a month-end is every change posted by the end of that month.
+    """
     chosen = _slice(clinician_id, payer_id)
     bucket_list = buckets(edges)
     today = today or practice_today()
+    ends = month_ends(months, today)
+    first = month_start(ends[0])
+    rows = _changes(session, chosen, first, first)
+    by_month: dict[date, list[tuple]] = {}
+    for part, responsibility, day, service_date, cents in rows:
+        if isinstance(day, str):  # SQLite hands a CASE over dates back as text
+            day = date.fromisoformat(day)
+        by_month.setdefault(month_start(day), []).append(
+            (part, responsibility, service_date, int(cents))
+        )
+    owed: dict[tuple[str, date], int] = {}
+    credit = {"client": 0, "insurance": 0}
     result = []
-    for day in month_ends(months, today):
-        history = ledger_as_of(session, day=day)
+    for end in ends:
+        flows = dict.fromkeys(FLOW_KEYS, 0)
+        by_reason = dict.fromkeys(ADJUSTMENT_REASONS, 0)
+        for part, responsibility, service_date, cents in by_month.get(month_start(end), ()):
+            if part == ar_history.OWED:
+                key = (responsibility, service_date)
+                owed[key] = owed.get(key, 0) + cents
+            elif part == ar_history.CREDIT:
+                credit[responsibility] += cents
+            elif part.startswith("adj_"):
+                flows["adjustments_cents"] += cents
+                by_reason[part[4:]] = by_reason.get(part[4:], 0) + cents
+            else:
+                flows[f"{part}s_cents"] += cents
         figures = {
-            "month": day.strftime("%Y-%m"),
-            "month_end": day,
-            "partial": day == today and day != month_end(day),
+            "month": end.strftime("%Y-%m"),
+            "month_end": end,
+            "partial": end == today and end != month_end(end),
             "client_cents": 0,
             "insurance_cents": 0,
             "buckets": {b.key: 0 for b in bucket_list},
             "client_buckets": {b.key: 0 for b in bucket_list},
             "insurance_buckets": {b.key: 0 for b in bucket_list},
+            "over_90_cents": 0,
+            "over_120_cents": 0,
         }
-        for o in history.owed:
-            if not chosen.has(o.responsibility, o.clinician_id, o.payer):
+        for (responsibility, service_date), cents in owed.items():
+            if not cents:
                 continue
-            key = bucket_for(day - o.service_date, bucket_list)
-            figures[f"{o.responsibility}_cents"] += o.cents
-            figures["buckets"][key] += o.cents
-            figures[f"{o.responsibility}_buckets"][key] += o.cents
-        client_credit = sum(history.client_credit.values())
-        payer_credit = sum(c for _, ref, c in history.payer_credit if chosen.payer in (None, ref))
-        if chosen.clinician_id is not None:
-            client_credit = payer_credit = 0
-        elif chosen.payer is not None:
-            client_credit = 0
-        figures["client_credit_cents"] = client_credit
-        figures["insurance_credit_cents"] = payer_credit
+            age = end - service_date
+            key = bucket_for(age, bucket_list)
+            figures[f"{responsibility}_cents"] += cents
+            figures["buckets"][key] += cents
+            figures[f"{responsibility}_buckets"][key] += cents
+            if age.days > 90:
+                figures["over_90_cents"] += cents
+            if age.days > 120:
+                figures["over_120_cents"] += cents
+        figures["client_credit_cents"] = credit["client"]
+        figures["insurance_credit_cents"] = credit["insurance"]
         figures["ar_cents"] = figures["client_cents"] + figures["insurance_cents"]
-        figures["net_ar_cents"] = figures["ar_cents"] - client_credit - payer_credit
-        figures.update(month_flows(session, month_start(day), day, chosen))
+        figures["net_ar_cents"] = figures["ar_cents"] - credit["client"] - credit["insurance"]
+        if chosen.clinician_id is not None:
+            for key in ("payments_cents", "adjustments_cents", "refunds_cents"):
+                flows[key] = None
+            by_reason = None
+        figures.update(flows)
+        figures["adjustments_by_reason"] = by_reason
         result.append(figures)
     return result
 
