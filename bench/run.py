@@ -13,6 +13,10 @@ median milliseconds of:
   record_payment            one payment: allocation, projections and audit, committed
   collections_worklist      the Collections page's list: old balances over $50, follow-ups due
                             and plans behind, most pressing first, with each row's details
+  ar_trend_24m              24 month-ends of A/R (buckets, client/insurance, the months'
+                            charges, payments and adjustments) from the ar_changes projection
+  ar_trend_24m_replayed     the same 24 month-ends by replaying the ledger to each month-end
+                            (lib.ledger_as_of, as the "as of" report does): the baseline
   naive_pandas_client_list  what a typical Streamlit app does: read the whole ledger with
                             pandas and group it by client (the baseline)
 
@@ -39,9 +43,10 @@ import pandas as pd  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from lib import aging, auth, clients, collections_worklist, postings  # noqa: E402
+from lib import aging, ar_trend, auth, clients, collections_worklist, postings  # noqa: E402
 from lib.db import make_engine, read_session, transaction, upgrade  # noqa: E402
 from lib.demo import seed_demo  # noqa: E402
+from lib.ledger_as_of import ledger_as_of  # noqa: E402
 from lib.models import Client, LedgerEntry, User  # noqa: E402
 from lib.timeutil import practice_today  # noqa: E402
 
@@ -161,6 +166,17 @@ def main(argv: list[str] | None = None) -> int:
         active = frame[frame["status"] == "active"].sort_values("balance", ascending=False)
         assert len(active.head(50)) > 0
 
+    def ar_trend_24m():
+        with read_session(engine) as session:
+            figures = ar_trend.month_end_figures(session, 24)
+        assert len(figures) == 24 and figures[-1]["ar_cents"] > 0
+
+    def ar_trend_24m_replayed():
+        with read_session(engine) as session:
+            ends = ar_trend.month_ends(24)
+            total = [sum(o.cents for o in ledger_as_of(session, day=d).owed) for d in ends]
+        assert len(total) == 24
+
     heavy_repeat = max(3, args.repeat // 5)
     ms = {
         "client_list_page": median_ms(client_list_page, args.repeat),
@@ -170,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         "record_payment": median_ms(record_payment, args.repeat),
         "collections_worklist": median_ms(collections_worklist_page, args.repeat),
         "naive_pandas_client_list": median_ms(naive_pandas_client_list, heavy_repeat, warmup=1),
+        "ar_trend_24m": median_ms(ar_trend_24m, args.repeat),
+        "ar_trend_24m_replayed": median_ms(ar_trend_24m_replayed, 1, warmup=0),
     }
     result = {"clients": args.clients, "ledger_entries": entries, "engine": args.engine, "ms": ms}
     print(
@@ -181,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<28}{value:>12.2f}")
     speedup = ms["naive_pandas_client_list"] / ms["client_list_page"]
     print(f"{'list page vs naive pandas':<28}{speedup:>11.0f}x")
+    trend_speedup = ms["ar_trend_24m_replayed"] / ms["ar_trend_24m"]
+    print(f"{'A/R trend vs replay':<28}{trend_speedup:>11.0f}x")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     engine.dispose()

@@ -40,6 +40,7 @@ CLIENT_STATUSES = ("active", "inactive", "prospective", "discharged")
 APPOINTMENT_STATUSES = ("scheduled", "completed", "cancelled", "no_show")
 LEDGER_KINDS = ("charge", "payment", "adjustment", "refund", "reversal")
 RESPONSIBILITIES = ("client", "insurance")
+ADJUSTMENT_REASONS = ("contractual", "write_off", "other")
 PAYMENT_METHODS = ("card", "cash", "check", "ach", "other")
 QUESTION_TYPES = (
     "short_text",
@@ -349,6 +350,11 @@ class LedgerEntry(Base):
     )
     idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Why an adjustment lowered what is owed (ADJUSTMENT_REASONS); "other" on other kinds and
+    # on adjustments posted before reasons were recorded.
+    adjustment_reason: Mapped[str] = mapped_column(
+        String(12), default="other", server_default="other"
+    )
 
 
 class OpenCharge(Base):
@@ -392,6 +398,43 @@ class InsuranceCredit(Base):
     payer_id: Mapped[int | None] = mapped_column(ForeignKey("payers.id"))
     payer_name: Mapped[str] = mapped_column(String(120), default="", server_default="")
     credit_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class ArChange(Base):
+    """How month-end A/R and the months' flows moved: a projection of the ledger (lib.ar_history),
+    kept in the same transaction as every posting, so the Trends page sums a small table
+    instead of replaying the ledger once per month.
+
+    ``part`` 'owed' and 'credit': the change in what was owed (by date of service) or held as
+    credit during the month starting ``day``; a month-end is the sum of every earlier change.
+    Any other part (charge, payment, adj_<reason>, refund): what was posted on practice day
+    ``day``, reversals counted against the kind they cancel. ``clinician_id`` and ``payer_id``
+    0 stand for none; ``payer_key`` is a typed payer's name, casefolded.
+    """
+
+    __tablename__ = "ar_changes"
+    __table_args__ = (
+        Index(
+            "ux_ar_changes_key",
+            "day",
+            "part",
+            "responsibility",
+            "clinician_id",
+            "payer_id",
+            "payer_key",
+            "service_date",
+            unique=True,
+        ),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    part: Mapped[str] = mapped_column(String(16))
+    responsibility: Mapped[str] = mapped_column(String(10))
+    clinician_id: Mapped[int] = mapped_column(Integer, default=0)
+    payer_id: Mapped[int] = mapped_column(Integer, default=0)
+    payer_key: Mapped[str] = mapped_column(String(120), default="")
+    service_date: Mapped[date] = mapped_column(Date)
+    cents: Mapped[int] = mapped_column(BigInteger)
 
 
 class ClientTotal(Base):

@@ -1,7 +1,7 @@
 """collections: contacts, payment plans, batch keys, weekly digest opt-ins and sends
 
 Revision ID: 0013
-Revises: 0007
+Revises: 0012 (given 0007; re-chained after issue15-trends' 0012 when merging it for the digest)
 Create Date: 2026-12-07 14:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0007"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
