@@ -10,7 +10,13 @@ from streamlit.testing.v1 import AppTest
 
 from lib import collections_worklist, digest
 from lib.db import transaction
-from lib.models import Client, CollectionContact, DigestSubscription, MessageOutbox
+from lib.models import (
+    Client,
+    CollectionContact,
+    DigestSubscription,
+    DocumentLogEntry,
+    MessageOutbox,
+)
 from lib.timeutil import practice_today
 from tests import test_pages_login as login_tests
 from tests.test_pages_clients import actor_of, db, open_client, the_table
@@ -146,3 +152,23 @@ def test_a_manager_opts_in_to_the_digest_on_my_account(demo_app):
     biller = sign_in("biller")
     biller.switch_page("pages/account.py").run()
     assert not [t for t in biller.toggle if "digest" in t.label]
+
+
+def test_statements_for_the_selected_rows_are_one_pdf_logged_per_client(demo_app, downloads):
+    found = lib_worklist(demo_app)
+    at = select_rows(open_collections(sign_in("biller")), [0, 2])
+    pdf = downloads.click(at, "coll_statements")
+    assert pdf.startswith(b"%PDF")
+    chosen = {found.rows[0].client_id, found.rows[2].client_id}
+    with db(demo_app) as engine, transaction(engine) as session:
+        logged = session.scalars(
+            select(DocumentLogEntry.client_id).where(
+                DocumentLogEntry.kind == "statement", DocumentLogEntry.status == "generated"
+            )
+        ).all()
+    assert chosen <= set(logged)
+    at.run()
+    table = the_table(at, "Priority")
+    shown = dict(zip(table["Client #"], table["Last statement"], strict=True))
+    for r in found.rows[:3]:
+        assert bool(shown[r.client_number]) == (r.client_id in chosen or bool(r.last_statement_at))

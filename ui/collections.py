@@ -277,6 +277,9 @@ WORKLIST_CONFIG = {
     "Priority": st.column_config.NumberColumn(
         "Priority", format="%d", help="Dollars owed × days since the oldest unpaid visit."
     ),
+    "Name": st.column_config.TextColumn("Name", width="small"),
+    "Why": st.column_config.TextColumn("Why", width="medium"),
+    "Last contact": st.column_config.TextColumn("Last contact", width="medium"),
 }
 
 
