@@ -243,7 +243,7 @@ def run_forever(
                     engine, mail_settings=mail_settings, practice_tz=practice_tz, stop=stop
                 )
                 beat(engine, name=name, started_at=started, summary=done.summary())
-                if done.delivery != Delivery() or done.reminders.queued_email:
+                if done.delivery != Delivery() or done.reminders.queued_email or done.digests:
                     say(done.summary())
             else:
                 delivery = deliver_due(engine, mail_settings=mail_settings, stop=stop)

@@ -103,7 +103,12 @@ else:
 if len(chosen) == 1:
     row = chosen[0]
     st.subheader(f"Log a contact · client #{row.client_number}")
-    if ui.contact_form(row.client_id, where="worklist"):
+    logged = ui.contact_form(row.client_id, where="worklist")
+    if logged:
+        # The row is unticked, so the form (and its button) is gone: a double click's second
+        # click finds nothing to press.
+        ui.forget_form("worklist", row.client_id)
+        st.session_state[RESULT] = f"Client #{row.client_number}: {logged}"
         st.session_state[CLEAR] = True
         st.rerun()
     if st.button("Open the client", key="coll_open"):

@@ -79,6 +79,11 @@ def test_a_contact_is_logged_from_the_worklist_in_two_clicks(demo_app):
     select_rows(at, [0])  # click 1: the row
     at.button(key=f"coll_worklist_{row.client_id}_save").click().run()  # click 2
     assert not at.exception, at.exception
+    follow_up = practice_today() + timedelta(days=7)
+    assert [s.value for s in at.success] == [
+        f"Client #{row.client_number}: Call logged: No answer. "
+        f"Back on the worklist on {follow_up:%m/%d/%Y}."
+    ]
     after = contacts_of(demo_app, row.client_id)
     assert after[: len(before)] == before
     assert after[len(before) :] == [("call", "no_answer", practice_today() + timedelta(days=7))]
@@ -118,6 +123,7 @@ def test_the_billing_tab_logs_a_contact_and_a_bad_promise_is_refused_beside_its_
     text = screen_text(at)
     assert "Enter the amount the client promised to pay." in text
     at.text_input(key=f"coll_billing_{row.client_id}_promise_amt").input("40.00")
+    at.text_input(key=f"coll_billing_{row.client_id}_note").input("Pays after payday <b>")
     at.date_input(key=f"coll_billing_{row.client_id}_promise_on").set_value(
         practice_today() + timedelta(days=3)
     )
@@ -127,6 +133,9 @@ def test_the_billing_tab_logs_a_contact_and_a_bad_promise_is_refused_beside_its_
         ("call", "promised", practice_today() + timedelta(days=7))
     ]
     assert any(b.key == f"coll_billing_{row.client_id}_again" for b in at.button)
+    history = the_table(at, "Promise")  # the contact is part of the client's record
+    assert history.iloc[0]["Note"] == "Pays after payday <b>"
+    assert history.iloc[0]["Promise"].startswith("$40.00 by ")
     # Another client's Billing tab starts from a fresh form.
     other = found.rows[0]
     at = open_client(at, other.client_number)

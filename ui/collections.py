@@ -34,21 +34,23 @@ def _k(where: str, client_id: int, name: str) -> str:
     return f"coll_{where}_{client_id}_{name}"
 
 
-def _forget_form(where: str, client_id: int) -> None:
+def forget_form(where: str, client_id: int) -> None:
+    """Drop everything typed in (and the outcome of) one client's contact form."""
     prefix = _k(where, client_id, "")
     for k in [k for k in st.session_state if str(k).startswith(prefix)]:
         del st.session_state[k]
 
 
-def contact_form(client_id: int, *, where: str, label: str = "Log contact") -> bool:
-    """The log-a-contact form for one client; True in the run a contact was logged."""
+def contact_form(client_id: int, *, where: str, label: str = "Log contact") -> str | None:
+    """The log-a-contact form for one client; in the run a contact was logged, what to tell
+    the user (the form then shows that message and "Log another contact")."""
     done_key = _k(where, client_id, "done")
     if st.session_state.get(done_key):
         st.success(st.session_state[done_key])
         if st.button("Log another contact", key=_k(where, client_id, "again")):
-            _forget_form(where, client_id)
+            forget_form(where, client_id)
             st.rerun()
-        return False
+        return None
     today = practice_today()
     c1, c2, c3 = st.columns([1, 1, 1])
     kind = c1.radio(
@@ -94,7 +96,7 @@ def contact_form(client_id: int, *, where: str, label: str = "Log contact") -> b
     note = st.text_input("Note", key=_k(where, client_id, "note"))
     slots["note"] = st.empty()
     if not st.button(label, type="primary", key=_k(where, client_id, "save")):
-        return False
+        return None
     key_name = _k(where, client_id, "idem")
     if key_name not in st.session_state:
         st.session_state[key_name] = uuid.uuid4().hex
@@ -104,7 +106,7 @@ def contact_form(client_id: int, *, where: str, label: str = "Log contact") -> b
             promise_cents = parse_amount(promise_text)
         except MoneyError as exc:
             slots["promise_cents"].error(str(exc))
-            return False
+            return None
     try:
         write(
             context.engine(),
@@ -124,16 +126,16 @@ def contact_form(client_id: int, *, where: str, label: str = "Log contact") -> b
     except ValidationError as exc:
         for field, message in exc.errors.items():
             slots.get(field, st).error(message)
-        return False
+        return None
     except PermissionDenied as exc:
         st.error(str(exc))
-        return False
+        return None
     message = f"{contacts.KIND_LABELS[kind]} logged: {contacts.OUTCOME_LABELS[outcome]}."
     if follow_up:
         message += f" Back on the worklist on {follow_up:%m/%d/%Y}."
-    _forget_form(where, client_id)
+    forget_form(where, client_id)
     st.session_state[done_key] = message
-    return True
+    return message
 
 
 def contact_history(client_id: int) -> None:
