@@ -91,6 +91,15 @@ def is_subscribed(session: Session, *, actor: Actor) -> bool:
     return session.get(DigestSubscription, actor.user_id) is not None
 
 
+def address_problem(session: Session, *, actor: Actor) -> str:
+    """Why a digest could not reach this staff member, or "" (it goes to their account's
+    email address)."""
+    user = session.get(User, actor.user_id)
+    if user is None or not user.email:
+        return "Your staff account has no email address; ask an administrator to add one."
+    return ""
+
+
 def set_subscribed(session: Session, *, actor: Actor, on: bool) -> None:
     """Opt in or out of the weekly digest (managers). Audited."""
     require(actor, "digest.receive")

@@ -16,6 +16,7 @@ if allowed(actor, "digest.receive"):
     st.subheader("Weekly A/R digest")
     with read_session(context.engine()) as session:
         subscribed = digest.is_subscribed(session, actor=actor)
+        problem = digest.address_problem(session, actor=actor)
     wanted = st.toggle(
         "Email me the weekly A/R digest",
         value=subscribed,
@@ -24,6 +25,8 @@ if allowed(actor, "digest.receive"):
         "clients are on the collections worklist. No client names. Sent to the email "
         "address on your staff account.",
     )
+    if problem:
+        st.warning(problem)
     if wanted != subscribed:
         write(
             context.engine(),
