@@ -119,3 +119,15 @@ def test_the_change_over_the_week_is_signed(engine):
     _, body = digest.digest_text("Riverbend", figures, BASE_URL)
     assert "Change over the week: −$100.00 (from $1,000.00)" in body
     assert "Days in A/R: 41.2" in body
+
+
+def test_a_subscriber_without_an_email_address_is_told_and_skipped(
+    engine,
+    smtp,  # noqa: F811
+):
+    with transaction(engine) as session:
+        manager = make_user(session, "manager")  # no email on the account
+    subscribe(engine, manager)
+    with read_session(engine) as session:
+        assert "no email address" in digest.address_problem(session, actor=manager)
+    assert run(engine, smtp.settings) == 0
