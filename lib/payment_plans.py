@@ -163,7 +163,8 @@ def start_plan(
     schedule: str,
     start_on: date,
 ) -> int:
-    """Start a plan for the client (ending any plan they had). Audited; returns its id."""
+    """Start a plan for the client (ending any other plan they had). Audited; returns its id.
+    The same plan again (a double click) changes nothing."""
     _client(session, actor, client_id)
     errors = {}
     if not isinstance(instalment_cents, int) or not 0 < instalment_cents <= MAX_INSTALMENT_CENTS:
@@ -178,6 +179,12 @@ def start_plan(
             PaymentPlan.client_id == client_id, PaymentPlan.status == "active"
         )
     ):
+        if (old.instalment_cents, old.schedule, old.start_on) == (
+            instalment_cents,
+            schedule,
+            start_on,
+        ):
+            return old.id  # the same plan again (a double click): nothing changes
         _end(session, actor, old, today)
     plan = PaymentPlan(
         client_id=client_id,

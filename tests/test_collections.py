@@ -217,6 +217,7 @@ def test_a_new_plan_ends_the_old_one_and_both_are_audited(engine, office):
     cid = client(engine, "Twice")
     plan(engine, office.biller, cid, 1_000, "weekly", practice_today())
     plan(engine, office.biller, cid, 2_000, "monthly", practice_today())
+    plan(engine, office.biller, cid, 2_000, "monthly", practice_today())  # a double click
     with read_session(engine) as session:
         assert payment_plans.statuses(session)[cid].instalment_cents == 2_000
         actions = session.scalars(
