@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lib import collection_contacts, payment_plans
@@ -76,11 +76,10 @@ def _client_oldest():
 @dataclass(frozen=True)
 class _Candidate:
     client_id: int
-    client_number: int
-    name: str
     owed_cents: int
     oldest: date | None
-    email_ok: bool
+    on_balance: bool  # on the list for an old balance over the threshold
+    priority: int
 
 
 def _candidates(
@@ -89,52 +88,51 @@ def _candidates(
     today: date,
     threshold_cents: int,
     days: int,
-    follow_ups: dict[int, date],
-    plans_behind: dict[int, payment_plans.PlanStatus],
-) -> list[tuple[_Candidate, bool]]:
+    extra: set[int],
+) -> list[_Candidate]:
+    """Who is on the list. The balance part reads one covering index of ``clients``
+    (``ix_clients_collections``) and, per client found, one of ``open_charges``; clients
+    there for a follow-up or a plan are read by id."""
     cutoff = today - timedelta(days=days)  # older than N days: before this day
     owed = Client.client_due_cents - Client.unapplied_credit_cents
-    extra = sorted(set(follow_ups) | set(plans_behind))
-    by_balance = and_(owed > threshold_cents, Client.oldest_unpaid_dos < cutoff)
-    where = or_(by_balance, Client.id.in_(extra)) if extra else by_balance
-    rows = session.execute(
-        select(
-            Client.id,
-            Client.client_number,
-            Client.first_name,
-            Client.last_name,
-            owed,
-            _client_oldest(),
-            Client.email_ok,
-            Client.email,
-        ).where(where)
+    columns = (Client.id, owed, _client_oldest())
+    conn = session.connection()  # plain rows: no ORM bookkeeping for thousands of them
+    rows = conn.execute(
+        select(*columns).where(
+            # client due over the threshold is implied by owing over it: the index's range
+            Client.client_due_cents > threshold_cents,
+            owed > threshold_cents,
+            Client.oldest_unpaid_dos < cutoff,
+        )
     ).all()
+    found = {r[0]: r for r in rows}
+    missing = sorted(extra - set(found))
+    for start in range(0, len(missing), 1000):
+        chunk = missing[start : start + 1000]
+        found.update(
+            {r[0]: r for r in session.execute(select(*columns).where(Client.id.in_(chunk)))}
+        )
     out = []
-    for cid, number, first, last, owed_cents, oldest, email_ok, email in rows:
+    for cid, owed_cents, oldest in found.values():
+        owed_cents = int(owed_cents)
         on_balance = owed_cents > threshold_cents and oldest is not None and oldest < cutoff
-        if on_balance or cid in follow_ups or cid in plans_behind:
-            name = f"{last}, {first}"
+        if on_balance or cid in extra:
+            age = max((today - oldest).days, 0) if oldest else 0
             out.append(
-                (
-                    _Candidate(
-                        cid, number, name, int(owed_cents), oldest, bool(email_ok and email)
-                    ),
-                    on_balance,
-                )
+                _Candidate(cid, owed_cents, oldest, on_balance, max(owed_cents, 0) // 100 * age)
             )
     return out
 
 
 def _reasons(
     c: _Candidate,
-    on_balance: bool,
     age: int,
     follow_up: date | None,
     plan: payment_plans.PlanStatus | None,
     today: date,
 ) -> str:
     parts = []
-    if on_balance:
+    if c.on_balance:
         parts.append(f"Owes {format_cents(c.owed_cents)}, unpaid for {age} days")
     if follow_up is not None:
         parts.append(
@@ -147,27 +145,18 @@ def _reasons(
 
 def _select(
     session: Session, *, today: date, threshold_cents: int, days: int
-) -> tuple[list[tuple[_Candidate, bool]], dict, dict]:
+) -> tuple[list[_Candidate], dict, dict]:
     follow_ups = collection_contacts.follow_ups_due(session, today=today)
     plans = payment_plans.statuses(session, today=today)
-    behind = {c: s for c, s in plans.items() if not s.on_track}
+    behind = {c for c, s in plans.items() if not s.on_track}
     found = _candidates(
         session,
         today=today,
         threshold_cents=threshold_cents,
         days=days,
-        follow_ups=follow_ups,
-        plans_behind=behind,
+        extra=set(follow_ups) | behind,
     )
     return found, follow_ups, plans
-
-
-def _age(oldest: date | None, today: date) -> int:
-    return max((today - oldest).days, 0) if oldest else 0
-
-
-def _priority(c: _Candidate, today: date) -> int:
-    return max(c.owed_cents, 0) // 100 * _age(c.oldest, today)
 
 
 def count_on_list(
@@ -198,6 +187,23 @@ def _last_statements(session: Session, ids: list[int]) -> dict[int, datetime]:
     return {cid: as_utc(at) for cid, at in rows}
 
 
+def _who(session: Session, ids: list[int]) -> dict[int, tuple[int, str, bool]]:
+    """client id -> (client number, "Last, First", may be emailed) for the rows shown."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(
+            Client.id,
+            Client.client_number,
+            Client.first_name,
+            Client.last_name,
+            Client.email_ok,
+            Client.email,
+        ).where(Client.id.in_(ids))
+    ).all()
+    return {r[0]: (r[1], f"{r[3]}, {r[2]}", bool(r[4] and r[5])) for r in rows}
+
+
 def worklist(
     session: Session,
     *,
@@ -215,28 +221,30 @@ def worklist(
     found, follow_ups, plans = _select(
         session, today=today, threshold_cents=threshold_cents, days=days
     )
-    found.sort(key=lambda f: (-_priority(f[0], today), -f[0].owed_cents, f[0].client_id))
+    found.sort(key=lambda c: (-c.priority, -c.owed_cents, c.client_id))
     shown = found[:limit]
-    ids = [c.client_id for c, _ in shown]
+    ids = [c.client_id for c in shown]
+    who = _who(session, ids)
     latest = collection_contacts.latest_of(session, ids)
     promises = collection_contacts.latest_promises(session, ids)
     statements = _last_statements(session, ids)
     rows = []
-    for c, on_balance in shown:
-        age = _age(c.oldest, today)
+    for c in shown:
+        number, name, email_ok = who[c.client_id]
+        age = max((today - c.oldest).days, 0) if c.oldest else 0
         plan = plans.get(c.client_id)
         contact = latest.get(c.client_id)
         promise = promises.get(c.client_id)
         rows.append(
             WorkRow(
                 client_id=c.client_id,
-                client_number=c.client_number,
-                name=c.name,
+                client_number=number,
+                name=name,
                 owed_cents=c.owed_cents,
                 oldest_unpaid=c.oldest,
                 age_days=age,
-                priority=_priority(c, today),
-                reasons=_reasons(c, on_balance, age, follow_ups.get(c.client_id), plan, today),
+                priority=c.priority,
+                reasons=_reasons(c, age, follow_ups.get(c.client_id), plan, today),
                 follow_up_on=follow_ups.get(c.client_id),
                 last_contact=contact.summary if contact else "",
                 last_contact_at=contact.contacted_at if contact else None,
@@ -244,12 +252,12 @@ def worklist(
                 plan=plan.summary if plan else "",
                 plan_behind_cents=plan.behind_cents if plan else 0,
                 last_statement_at=statements.get(c.client_id),
-                email_ok=c.email_ok,
+                email_ok=email_ok,
             )
         )
     return Worklist(
         rows=rows,
         total_count=len(found),
-        total_owed_cents=sum(max(c.owed_cents, 0) for c, _ in found),
+        total_owed_cents=sum(max(c.owed_cents, 0) for c in found),
         today=today,
     )

@@ -167,6 +167,13 @@ class Client(Base):
         Index("ix_clients_status_pending", "status", "insurance_pending_cents", "id"),
         Index("ix_clients_status_credit", "status", "unapplied_credit_cents", "id"),
         Index("ix_clients_status_oldest", "status", "oldest_unpaid_dos", "id"),
+        # The collections worklist: owing over a threshold since a day, read from the index.
+        Index(
+            "ix_clients_collections",
+            "client_due_cents",
+            "unapplied_credit_cents",
+            "oldest_unpaid_dos",
+        ),
         # Covers every column the search box looks at, so a search reads this index, not rows.
         Index(
             "ix_clients_search",
@@ -364,6 +371,14 @@ class OpenCharge(Base):
     __tablename__ = "open_charges"
     __table_args__ = (
         Index("ix_open_charges_client", "client_id", "service_date"),
+        # The oldest unpaid date of service of a client's own part (collections worklist).
+        Index(
+            "ix_open_charges_client_part",
+            "client_id",
+            "responsibility",
+            "service_date",
+            "open_cents",
+        ),
         # Covering index: the aging report reads only this index.
         Index(
             "ix_open_charges_aging",

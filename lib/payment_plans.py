@@ -12,17 +12,16 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
 from lib import audit
-from lib.ledger_as_of import end_of_day
 from lib.models import PLAN_SCHEDULES, Client, LedgerEntry, PaymentPlan
 from lib.money import format_cents
 from lib.policy import Actor, require_client_access
-from lib.timeutil import as_utc, practice_today, utcnow
+from lib.timeutil import as_utc, practice_today, practice_zone, utcnow
 from lib.validation import ValidationError
 
 SCHEDULE_LABELS = {"weekly": "Weekly", "biweekly": "Every 2 weeks", "monthly": "Monthly"}
@@ -87,7 +86,10 @@ def paid_since(session: Session, starts: dict[int, date]) -> dict[int, int]:
     """Client payments (less reversals of them) posted on or after each client's start day."""
     if not starts:
         return {}
-    earliest = min(starts.values())
+    zone = practice_zone()  # once: a plan's day starts at the practice's midnight
+    bounds = {
+        c: datetime.combine(d, time(0), tzinfo=zone).astimezone(UTC) for c, d in starts.items()
+    }
     reversal = _REVERSAL
     rows = session.execute(
         select(LedgerEntry.client_id, LedgerEntry.posted_at, LedgerEntry.amount_cents)
@@ -99,12 +101,11 @@ def paid_since(session: Session, starts: dict[int, date]) -> dict[int, int]:
             LedgerEntry.client_id.in_(list(starts)),
             LedgerEntry.kind == "payment",
             LedgerEntry.responsibility == "client",
-            LedgerEntry.posted_at >= end_of_day(earliest - timedelta(days=1)),
+            LedgerEntry.posted_at >= min(bounds.values()),
             reversal.id.is_(None),
         )
     ).all()
     paid = dict.fromkeys(starts, 0)
-    bounds = {c: end_of_day(d - timedelta(days=1)) for c, d in starts.items()}
     for client_id, posted_at, cents in rows:
         if as_utc(posted_at) >= bounds[client_id]:
             paid[client_id] += int(cents)

@@ -19,6 +19,17 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     """Issue 15: who was contacted about a balance and what they promised, payment plans, a
     key per batch action (a double click sends once), and the managers' weekly digest."""
+    # The worklist reads who owes what since when from indexes alone (fast at 100k clients).
+    op.create_index(
+        "ix_clients_collections",
+        "clients",
+        ["client_due_cents", "unapplied_credit_cents", "oldest_unpaid_dos"],
+    )
+    op.create_index(
+        "ix_open_charges_client_part",
+        "open_charges",
+        ["client_id", "responsibility", "service_date", "open_cents"],
+    )
     op.create_table(
         "collection_contacts",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -131,3 +142,5 @@ def downgrade() -> None:
     op.drop_index("ix_collection_contacts_follow_up", table_name="collection_contacts")
     op.drop_index("ix_collection_contacts_client", table_name="collection_contacts")
     op.drop_table("collection_contacts")
+    op.drop_index("ix_open_charges_client_part", table_name="open_charges")
+    op.drop_index("ix_clients_collections", table_name="clients")
