@@ -4,6 +4,15 @@ adjustments (issue 15, on spec B4's point-in-time rule).
 A month-end figure is the ledger as of the last practice day of that month: every entry
 posted by the end of that day and nothing after (``lib.ledger_as_of``), charges aged by date
 of service relative to that day. A past month therefore never changes.
+
+The figures are not a replay per month (too slow for a whole practice's ledger): they sum the
+``ar_changes`` projection (``lib.ar_history``), which records, posting by posting, how what is
+owed (by date of service) and the credit held moved in each month, and what was posted each
+day. One grouped query and running sums give every month-end; the tests hold each figure to
+``ledger_as_of`` at that month-end.
+
+``month_end_figures`` and ``days_in_ar`` check no permissions (the collections worklist and
+the weekly digest build on them); ``trend`` is the page's and the command line's entry.
 """
 
 from __future__ import annotations
