@@ -86,23 +86,28 @@ def _changes(session: Session, chosen: Slice, first: date, flows_from: date) -> 
     """(part, responsibility, day, service date, cents): the A/R changes before ``first``
     summed into ``first``'s month, and those since; flows only from ``flows_from``."""
     day = case((ArChange.day < first, first), else_=ArChange.day).label("d")
-    return session.execute(
-        select(
-            ArChange.part,
-            ArChange.responsibility,
-            day,
-            ArChange.service_date,
-            func.sum(ArChange.cents),
+    # Plain rows from the connection: no ORM bookkeeping for what is only summed.
+    return (
+        session.connection()
+        .execute(
+            select(
+                ArChange.part,
+                ArChange.responsibility,
+                day,
+                ArChange.service_date,
+                func.sum(ArChange.cents),
+            )
+            .where(
+                *_conditions(chosen),
+                or_(
+                    ArChange.part.in_((ar_history.OWED, ar_history.CREDIT)),
+                    ArChange.day >= flows_from,
+                ),
+            )
+            .group_by(ArChange.part, ArChange.responsibility, day, ArChange.service_date)
         )
-        .where(
-            *_conditions(chosen),
-            or_(
-                ArChange.part.in_((ar_history.OWED, ar_history.CREDIT)),
-                ArChange.day >= flows_from,
-            ),
-        )
-        .group_by(ArChange.part, ArChange.responsibility, day, ArChange.service_date)
-    ).all()
+        .all()
+    )
 
 
 def month_end_figures(
