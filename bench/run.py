@@ -13,6 +13,8 @@ median milliseconds of:
   record_payment            one payment: allocation, projections and audit, committed
   ar_trend_24m              24 month-ends of A/R (buckets, client/insurance, the months'
                             charges, payments and adjustments) from the ar_changes projection
+  ar_trend_page             what the Trends page reads: 24 month-ends with each month's KPIs
+                            and the payer filter's choices
   ar_trend_24m_replayed     the baseline: replaying the ledger to each month-end
                             (lib.ledger_as_of, as the "as of" report does), timed for the
                             latest 3 month-ends and multiplied by 8 (older month-ends replay
@@ -166,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
             figures = ar_trend.month_end_figures(session, 24)
         assert len(figures) == 24 and figures[-1]["ar_cents"] > 0
 
+    def ar_trend_page():
+        with read_session(engine) as session:
+            months = ar_trend.trend(session, actor=actor, months=24)
+            aging.payer_choices(session)
+        assert months[-1]["days_in_ar"] is not None
+
     def ar_trend_3m_replayed():
         with read_session(engine) as session:
             ends = ar_trend.month_ends(3)
@@ -181,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         "record_payment": median_ms(record_payment, args.repeat),
         "naive_pandas_client_list": median_ms(naive_pandas_client_list, heavy_repeat, warmup=1),
         "ar_trend_24m": median_ms(ar_trend_24m, args.repeat),
+        "ar_trend_page": median_ms(ar_trend_page, args.repeat),
         "ar_trend_24m_replayed": 8 * median_ms(ar_trend_3m_replayed, 1, warmup=0),
     }
     result = {"clients": args.clients, "ledger_entries": entries, "engine": args.engine, "ms": ms}
