@@ -15,8 +15,12 @@ median milliseconds of:
                             and plans behind, most pressing first, with each row's details
   ar_trend_24m              24 month-ends of A/R (buckets, client/insurance, the months'
                             charges, payments and adjustments) from the ar_changes projection
-  ar_trend_24m_replayed     the same 24 month-ends by replaying the ledger to each month-end
-                            (lib.ledger_as_of, as the "as of" report does): the baseline
+  ar_trend_page             what the Trends page reads: 24 month-ends with each month's KPIs
+                            and the payer filter's choices
+  ar_trend_24m_replayed     the baseline: replaying the ledger to each month-end
+                            (lib.ledger_as_of, as the "as of" report does), timed for the
+                            latest 3 month-ends and multiplied by 8 (older month-ends replay
+                            more clients, so the real 24 take longer: a lower bound)
   naive_pandas_client_list  what a typical Streamlit app does: read the whole ledger with
                             pandas and group it by client (the baseline)
 
@@ -171,11 +175,17 @@ def main(argv: list[str] | None = None) -> int:
             figures = ar_trend.month_end_figures(session, 24)
         assert len(figures) == 24 and figures[-1]["ar_cents"] > 0
 
-    def ar_trend_24m_replayed():
+    def ar_trend_page():
         with read_session(engine) as session:
-            ends = ar_trend.month_ends(24)
+            months = ar_trend.trend(session, actor=actor, months=24)
+            aging.payer_choices(session)
+        assert months[-1]["days_in_ar"] is not None
+
+    def ar_trend_3m_replayed():
+        with read_session(engine) as session:
+            ends = ar_trend.month_ends(3)
             total = [sum(o.cents for o in ledger_as_of(session, day=d).owed) for d in ends]
-        assert len(total) == 24
+        assert len(total) == 3
 
     heavy_repeat = max(3, args.repeat // 5)
     ms = {
@@ -187,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         "collections_worklist": median_ms(collections_worklist_page, args.repeat),
         "naive_pandas_client_list": median_ms(naive_pandas_client_list, heavy_repeat, warmup=1),
         "ar_trend_24m": median_ms(ar_trend_24m, args.repeat),
-        "ar_trend_24m_replayed": median_ms(ar_trend_24m_replayed, 1, warmup=0),
+        "ar_trend_page": median_ms(ar_trend_page, args.repeat),
+        "ar_trend_24m_replayed": 8 * median_ms(ar_trend_3m_replayed, 1, warmup=0),
     }
     result = {"clients": args.clients, "ledger_entries": entries, "engine": args.engine, "ms": ms}
     print(

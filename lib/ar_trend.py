@@ -4,6 +4,15 @@ adjustments (issue 15, on spec B4's point-in-time rule).
 A month-end figure is the ledger as of the last practice day of that month: every entry
 posted by the end of that day and nothing after (``lib.ledger_as_of``), charges aged by date
 of service relative to that day. A past month therefore never changes.
+
+The figures are not a replay per month (too slow for a whole practice's ledger): they sum the
+``ar_changes`` projection (``lib.ar_history``), which records, posting by posting, how what is
+owed (by date of service) and the credit held moved in each month, and what was posted each
+day. One grouped query and running sums give every month-end; the tests hold each figure to
+``ledger_as_of`` at that month-end.
+
+``month_end_figures`` and ``days_in_ar`` check no permissions (the collections worklist and
+the weekly digest build on them); ``trend`` is the page's and the command line's entry.
 """
 
 from __future__ import annotations
@@ -77,23 +86,28 @@ def _changes(session: Session, chosen: Slice, first: date, flows_from: date) -> 
     """(part, responsibility, day, service date, cents): the A/R changes before ``first``
     summed into ``first``'s month, and those since; flows only from ``flows_from``."""
     day = case((ArChange.day < first, first), else_=ArChange.day).label("d")
-    return session.execute(
-        select(
-            ArChange.part,
-            ArChange.responsibility,
-            day,
-            ArChange.service_date,
-            func.sum(ArChange.cents),
+    # Plain rows from the connection: no ORM bookkeeping for what is only summed.
+    return (
+        session.connection()
+        .execute(
+            select(
+                ArChange.part,
+                ArChange.responsibility,
+                day,
+                ArChange.service_date,
+                func.sum(ArChange.cents),
+            )
+            .where(
+                *_conditions(chosen),
+                or_(
+                    ArChange.part.in_((ar_history.OWED, ar_history.CREDIT)),
+                    ArChange.day >= flows_from,
+                ),
+            )
+            .group_by(ArChange.part, ArChange.responsibility, day, ArChange.service_date)
         )
-        .where(
-            *_conditions(chosen),
-            or_(
-                ArChange.part.in_((ar_history.OWED, ar_history.CREDIT)),
-                ArChange.day >= flows_from,
-            ),
-        )
-        .group_by(ArChange.part, ArChange.responsibility, day, ArChange.service_date)
-    ).all()
+        .all()
+    )
 
 
 def month_end_figures(

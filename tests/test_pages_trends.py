@@ -15,7 +15,8 @@ from streamlit.testing.v1 import AppTest
 from lib import ar_trend
 from lib.db import transaction
 from tests import test_pages_login as login_tests
-from tests.test_pages_clients import actor_of, db
+from tests.test_pages_billing import client_with_balance, last_entry, ledger_count
+from tests.test_pages_clients import actor_of, db, errors_beside, open_client
 from tests.test_pages_login import sign_in
 
 _fresh_streamlit = login_tests._fresh_streamlit
@@ -79,3 +80,27 @@ def test_front_desk_is_refused(demo_app):
     assert not at.exception
     assert any("does not give access" in e.value for e in at.error)
     assert not at.dataframe
+
+
+def test_an_adjustment_asks_for_its_kind_and_records_it(demo_app):
+    client = client_with_balance(demo_app)
+    at = open_client(sign_in("biller"), client.client_number)
+    cid = client.id
+    before = ledger_count(demo_app)
+    at.text_input(key=f"corr_amt_{cid}").input("5.00")
+    at.text_input(key=f"corr_memo_{cid}").input("Allowed amount per EOB")
+    at.button(key=f"corr_go_{cid}").click().run()
+    assert not at.exception
+    assert errors_beside(at, f"corr_adj_reason_{cid}") == ["Choose the kind of adjustment."]
+    assert ledger_count(demo_app) == before
+
+    at.radio(key=f"corr_adj_reason_{cid}").set_value("contractual")
+    at.button(key=f"corr_go_{cid}").click().run()
+    assert not at.exception
+    entry = last_entry(demo_app)
+    assert (entry.kind, entry.adjustment_reason, entry.amount_cents) == (
+        "adjustment",
+        "contractual",
+        500,
+    )
+    assert ledger_count(demo_app) == before + 1

@@ -246,6 +246,16 @@ def corrections(client_id: int) -> None:
                 horizontal=True,
                 key=f"corr_side_{client_id}",
             )
+            reason = st.radio(
+                "Kind of adjustment",
+                list(postings.ADJUSTMENT_REASON_LABELS),
+                index=None,
+                format_func=postings.ADJUSTMENT_REASON_LABELS.get,
+                key=f"corr_adj_reason_{client_id}",
+                help="Contractual adjustments stay out of the net collection rate; "
+                "write-offs count as not collected.",
+            )
+            slots["reason"] = st.empty()
             memo = st.text_input("Reason", key=f"corr_memo_{client_id}")
             slots["memo"] = st.empty()
             if st.button("Post adjustment", key=f"corr_go_{client_id}"):
@@ -259,6 +269,7 @@ def corrections(client_id: int) -> None:
                         responsibility=side,
                         memo=memo,
                         idempotency_key=key,
+                        reason=reason or "",
                     )
         elif kind == "refund":
             method = st.selectbox(
