@@ -131,3 +131,19 @@ def test_a_subscriber_without_an_email_address_is_told_and_skipped(
     with read_session(engine) as session:
         assert "no email address" in digest.address_problem(session, actor=manager)
     assert run(engine, smtp.settings) == 0
+
+
+def test_the_workers_round_queues_and_sends_the_digest(
+    engine,
+    smtp,  # noqa: F811
+    monkeypatch,
+):
+    monkeypatch.setenv("CLIENTDESK_BASE_URL", "https://desk.example.org/")
+    manager, _ = practice(engine)
+    subscribe(engine, manager)
+    first = worker.run_round(engine, mail_settings=smtp.settings, practice_tz=TZ)
+    again = worker.run_round(engine, mail_settings=smtp.settings, practice_tz=TZ)
+    assert (first.digests, first.delivery.sent, again.digests) == (1, 1, 0)
+    assert "digests queued 1" in first.summary()
+    [(_, message)] = smtp.inbox.messages
+    assert "https://desk.example.org/" in message.get_content()
