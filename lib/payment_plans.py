@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import and_, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from lib import audit
 from lib.models import PLAN_SCHEDULES, Client, LedgerEntry, PaymentPlan
@@ -26,7 +26,6 @@ from lib.validation import ValidationError
 
 SCHEDULE_LABELS = {"weekly": "Weekly", "biweekly": "Every 2 weeks", "monthly": "Monthly"}
 MAX_INSTALMENT_CENTS = 10_000_000  # $100,000, the largest posting
-_REVERSAL = aliased(LedgerEntry, name="reversal")  # made once: building an alias is slow
 
 
 def _add_months(day: date, months: int) -> date:
@@ -90,21 +89,31 @@ def paid_since(session: Session, starts: dict[int, date]) -> dict[int, int]:
     bounds = {
         c: datetime.combine(d, time(0), tzinfo=zone).astimezone(UTC) for c, d in starts.items()
     }
-    reversal = _REVERSAL
-    rows = session.execute(
-        select(LedgerEntry.client_id, LedgerEntry.posted_at, LedgerEntry.amount_cents)
-        .outerjoin(
-            reversal,
-            and_(reversal.reverses_entry_id == LedgerEntry.id, reversal.kind == "reversal"),
-        )
-        .where(
+    conn = session.connection()
+    rows = conn.execute(
+        select(
+            LedgerEntry.id, LedgerEntry.client_id, LedgerEntry.posted_at, LedgerEntry.amount_cents
+        ).where(
             LedgerEntry.client_id.in_(list(starts)),
             LedgerEntry.kind == "payment",
             LedgerEntry.responsibility == "client",
             LedgerEntry.posted_at >= min(bounds.values()),
-            reversal.id.is_(None),
         )
     ).all()
+    # Reversed payments do not count: looked up by the payments' ids (a unique index), not
+    # joined, which lets PostgreSQL read the whole reversal index.
+    reversed_ids: set[int] = set()
+    ids = [r[0] for r in rows]
+    for chunk in range(0, len(ids), 1000):
+        reversed_ids.update(
+            conn.scalars(
+                select(LedgerEntry.reverses_entry_id).where(
+                    LedgerEntry.reverses_entry_id.in_(ids[chunk : chunk + 1000]),
+                    LedgerEntry.kind == "reversal",
+                )
+            )
+        )
+    rows = [r[1:] for r in rows if r[0] not in reversed_ids]
     paid = dict.fromkeys(starts, 0)
     for client_id, posted_at, cents in rows:
         if as_utc(posted_at) >= bounds[client_id]:
