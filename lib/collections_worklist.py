@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from lib import collection_contacts, payment_plans
@@ -95,7 +95,12 @@ def _candidates(
     there for a follow-up or a plan are read by id."""
     cutoff = today - timedelta(days=days)  # older than N days: before this day
     owed = Client.client_due_cents - Client.unapplied_credit_cents
-    columns = (Client.id, owed, _client_oldest())
+    # With nothing pending with insurance, every open charge is the client's own, so the
+    # oldest unpaid date on the row is theirs; only the others look at their open charges.
+    oldest = case(
+        (Client.insurance_pending_cents > 0, _client_oldest()), else_=Client.oldest_unpaid_dos
+    )
+    columns = (Client.id, owed, oldest)
     conn = session.connection()  # plain rows: no ORM bookkeeping for thousands of them
     rows = conn.execute(
         select(*columns).where(

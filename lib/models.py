@@ -173,6 +173,7 @@ class Client(Base):
             "client_due_cents",
             "unapplied_credit_cents",
             "oldest_unpaid_dos",
+            "insurance_pending_cents",
         ),
         # Covers every column the search box looks at, so a search reads this index, not rows.
         Index(

@@ -23,7 +23,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_clients_collections",
         "clients",
-        ["client_due_cents", "unapplied_credit_cents", "oldest_unpaid_dos"],
+        ["client_due_cents", "unapplied_credit_cents", "oldest_unpaid_dos", "insurance_pending_cents"],
     )
     op.create_index(
         "ix_open_charges_client_part",
