@@ -37,6 +37,8 @@ PAGES = (
         "report.balances",
         "Reports",
     ),
+    ("pages/trends.py", "A/R trends", ":material/trending_up:", "report.trends", "Reports"),
+    ("pages/collections.py", "Collections", ":material/call:", "collections.work", "Reports"),
     ("pages/reconcile.py", "Reconciliation", ":material/fact_check:", "reconcile.run", "Reports"),
     (
         "pages/document_log.py",

@@ -178,7 +178,7 @@ SETTINGS: tuple[Setting, ...] = (
         "CLIENTDESK_BASE_URL",
         str,
         "http://localhost:8501",
-        "Address used in portal invitation links.",
+        "Address where clients and staff open the app (portal invitations, the weekly digest).",
     ),
     Setting("CLIENTDESK_PORTAL_INVITE_HOURS", int, 72, "How long a portal invitation link works."),
     Setting("CLIENTDESK_MAX_UPLOAD_MB", float, 10.0, "Largest form attachment accepted."),
@@ -271,6 +271,7 @@ class Settings:
     db_max_overflow: int  # more, opened under load
     db_pool_timeout_seconds: float  # waiting for a free connection
     db_write_timeout_seconds: float  # a save waiting for colleagues' locks, retries included
+    base_url: str  # where staff open the app (links in staff emails such as the digest)
 
     @property
     def is_sqlite(self) -> bool:
@@ -306,6 +307,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_max_overflow=get("CLIENTDESK_DB_MAX_OVERFLOW"),
         db_pool_timeout_seconds=get("CLIENTDESK_DB_POOL_TIMEOUT"),
         db_write_timeout_seconds=get("CLIENTDESK_DB_WRITE_TIMEOUT"),
+        base_url=get("CLIENTDESK_BASE_URL").rstrip("/"),
     )
 
 

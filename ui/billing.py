@@ -17,6 +17,7 @@ from lib.timeutil import practice_today
 from lib.validation import ValidationError
 from ui import context
 from ui.client_views import billing_tab
+from ui.collections import billing_collections
 from ui.export import statements_button
 from ui.flash import flash
 
@@ -245,6 +246,16 @@ def corrections(client_id: int) -> None:
                 horizontal=True,
                 key=f"corr_side_{client_id}",
             )
+            reason = st.radio(
+                "Kind of adjustment",
+                list(postings.ADJUSTMENT_REASON_LABELS),
+                index=None,
+                format_func=postings.ADJUSTMENT_REASON_LABELS.get,
+                key=f"corr_adj_reason_{client_id}",
+                help="Contractual adjustments stay out of the net collection rate; "
+                "write-offs count as not collected.",
+            )
+            slots["reason"] = st.empty()
             memo = st.text_input("Reason", key=f"corr_memo_{client_id}")
             slots["memo"] = st.empty()
             if st.button("Post adjustment", key=f"corr_go_{client_id}"):
@@ -258,6 +269,7 @@ def corrections(client_id: int) -> None:
                         responsibility=side,
                         memo=memo,
                         idempotency_key=key,
+                        reason=reason or "",
                     )
         elif kind == "refund":
             method = st.selectbox(
@@ -348,4 +360,6 @@ def billing_section(client_id: int) -> None:
         )
     if allowed(actor, "ledger.adjust"):
         corrections(client_id)
+    if allowed(actor, "collections.work"):
+        billing_collections(client_id)
     billing_tab(client_id)
