@@ -15,7 +15,8 @@ median milliseconds of:
                             pandas and group it by client (the baseline)
 
 SQLite databases live in data/bench/; PostgreSQL ones are created on BENCH_DATABASE_URL's
-server (default: the local one) as clientdesk_bench_<N>.
+server (default: the local one) as clientdesk_bench_<N> (or BENCH_DATABASE_NAME, e.g. to keep a
+branch's schema apart from main's on a shared server).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def database_url(engine_name: str, clients_n: int) -> str:
         return f"sqlite:///{folder / f'bench-{clients_n}.db'}"
     server = os.environ.get("BENCH_DATABASE_URL") or PG_SERVER
     server = server.replace("postgresql://", "postgresql+psycopg://", 1)
-    name = f"clientdesk_bench_{clients_n}"
+    name = os.environ.get("BENCH_DATABASE_NAME") or f"clientdesk_bench_{clients_n}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
