@@ -330,9 +330,7 @@ def list_clients(
     elsewhere: dict[str, int] = {}
     if count == 0 and matched is not None and statuses:
         # Nothing under the status filter: say where the search does find clients.
-        elsewhere = _counts_by_status(
-            session, [Client.status.not_in(statuses), *filters, matched]
-        )
+        elsewhere = _counts_by_status(session, [Client.status.not_in(statuses), *filters, matched])
 
     page = session.execute(
         select(

@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 revision: str = "0010"
 down_revision: str | None = "0007"
@@ -78,6 +78,7 @@ def _refresh(build: Callable) -> None:
             last_name_key=sa.bindparam("new_last_name_key"),
         )
     )
+    batch = context.config.attributes.get("backfill_batch", BATCH)  # tests use small batches
     last_id = 0
     while True:
         rows = bind.execute(
@@ -92,7 +93,7 @@ def _refresh(build: Callable) -> None:
             )
             .where(c.id > last_id)
             .order_by(c.id)
-            .limit(BATCH)
+            .limit(batch)
         ).all()
         if not rows:
             return
