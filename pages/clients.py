@@ -34,12 +34,17 @@ def _first_page() -> None:
     st.session_state["clients_page"] = 1
 
 
-def _on_table_click() -> None:
+def _apply_header_click() -> None:
     """A click on a column header sorts every matching client on the server (a second click on
     the same column turns the order round); the header selection is then cleared, so the next
-    click on it counts again. Row and cell clicks are handled after the table is drawn."""
-    columns = st.session_state[TABLE]["selection"].get("columns") or []
-    sort = CLIENT_LIST_SORTS.get(columns[0]) if columns else None
+    click on it counts again. Runs before the sort widgets are drawn, so it may set them.
+    Row and cell clicks are handled after the table is drawn."""
+    state = st.session_state.get(TABLE) or {}
+    columns = (state.get("selection") or {}).get("columns") or []
+    if not columns:
+        return
+    st.session_state[TABLE] = {"selection": {"rows": [], "columns": [], "cells": []}}
+    sort = CLIENT_LIST_SORTS.get(columns[0])
     if sort is None:
         return
     if st.session_state.get("clients_sort") == sort:
@@ -58,6 +63,7 @@ def _include_statuses(more: list[str]) -> None:
 
 actor = context.actor()
 engine = context.engine()
+_apply_header_click()
 shows_money = allowed(actor, "balance.view")
 
 title, add = st.columns([4, 1], vertical_alignment="bottom")
@@ -196,7 +202,7 @@ event = st.dataframe(
     width="stretch",
     column_config=client_list_column_config(result.shows_balances),
     key=TABLE,
-    on_select=_on_table_click,
+    on_select="rerun",
     selection_mode=["single-row", "single-cell", "single-column"],
     placeholder="",
 )
