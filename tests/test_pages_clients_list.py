@@ -162,7 +162,9 @@ def test_export_offers_this_page_or_all_matching_clients_in_screen_order(
     assert scope.options == ["This page (50 rows)", f"All {total:,} matching clients"]
     scope.set_value("all")
     at.run()
-    everything = csv.DictReader(io.StringIO(downloads.click(at, "export_csv_clients").decode("utf-8-sig")))
+    everything = csv.DictReader(
+        io.StringIO(downloads.click(at, "export_csv_clients").decode("utf-8-sig"))
+    )
     numbers = [int(r["Client #"]) for r in everything]
     assert numbers == _sorted_by_total(demo_app, descending=True)
     assert numbers[:50] == screen["Client #"].tolist()
