@@ -27,7 +27,15 @@ SORT_LABELS = {
 }
 
 
-TABLE = "clients_table"
+TABLE_GENERATION = "clients_table_generation"
+
+
+def table_key() -> str:
+    """The grid's widget key. A header click starts a new grid (a new key): the browser keeps
+    a column selected until the grid is new, and a second click on the same header would
+    otherwise just unselect it."""
+    generation = st.session_state.get(TABLE_GENERATION, 0)
+    return "clients_table" if not generation else f"clients_table_{generation}"
 
 
 def _first_page() -> None:
@@ -36,14 +44,13 @@ def _first_page() -> None:
 
 def _apply_header_click() -> None:
     """A click on a column header sorts every matching client on the server (a second click on
-    the same column turns the order round); the header selection is then cleared, so the next
-    click on it counts again. Runs before the sort widgets are drawn, so it may set them.
-    Row and cell clicks are handled after the table is drawn."""
-    state = st.session_state.get(TABLE) or {}
+    the same column turns the order round). Runs before the sort widgets are drawn, so it may
+    set them. Row and cell clicks are handled after the table is drawn."""
+    state = st.session_state.get(table_key()) or {}
     columns = (state.get("selection") or {}).get("columns") or []
     if not columns:
         return
-    st.session_state[TABLE] = {"selection": {"rows": [], "columns": [], "cells": []}}
+    st.session_state[TABLE_GENERATION] = st.session_state.get(TABLE_GENERATION, 0) + 1
     sort = CLIENT_LIST_SORTS.get(columns[0])
     if sort is None:
         return
@@ -52,7 +59,6 @@ def _apply_header_click() -> None:
     else:
         st.session_state["clients_sort"] = sort
         st.session_state["clients_desc"] = False
-    st.session_state[TABLE] = {"selection": {"rows": [], "columns": [], "cells": []}}
     _first_page()
 
 
@@ -201,7 +207,7 @@ event = st.dataframe(
     hide_index=True,
     width="stretch",
     column_config=client_list_column_config(result.shows_balances),
-    key=TABLE,
+    key=table_key(),
     on_select="rerun",
     selection_mode=["single-row", "single-cell", "single-column"],
     placeholder="",

@@ -28,14 +28,21 @@ from tests.test_pages_login import sign_in
 _fresh_streamlit = pages._fresh_streamlit
 demo_app = pages.demo_app
 
-TABLE = "clients_table"
+
+def table_key(at) -> str:
+    """The grid's key now: a header click starts a new grid (pages/clients.py)."""
+    try:
+        generation = at.session_state["clients_table_generation"]
+    except KeyError:
+        generation = 0
+    return "clients_table" if not generation else f"clients_table_{generation}"
 
 
 def click(at, *, cell: tuple[int, str] | None = None, column: str | None = None):
     selection = {"rows": [], "columns": [column] if column else [], "cells": []}
     if cell is not None:
         selection["cells"] = [list(cell)]
-    at.session_state[TABLE] = {"selection": selection}
+    at.session_state[table_key(at)] = {"selection": selection}
     at.run()
     assert not at.exception, at.exception
     return at
@@ -126,13 +133,15 @@ def sign_in_listing_everyone():
 
 def test_a_column_header_click_sorts_every_matching_client_on_the_server(demo_app):
     at = sign_in_listing_everyone()
+    first_grid = next(df for df in at.dataframe if "Name" in df.value.columns).proto.id
 
     click(at, column="Total")
     assert at.selectbox(key="clients_sort").value == "total"
     assert at.toggle(key="clients_desc").value is False
     expected = _sorted_by_total(demo_app, descending=False)
     assert the_table(at, "Name")["Client #"].tolist() == expected[:50]
-    assert at.session_state[TABLE]["selection"]["columns"] == []  # a next click counts again
+    grid = next(df for df in at.dataframe if "Name" in df.value.columns)
+    assert grid.proto.id != first_grid  # a new grid: no column stays selected in the browser
 
     click(at, column="Total")  # the same header again: the other way round
     assert at.toggle(key="clients_desc").value is True
