@@ -212,7 +212,8 @@ event = st.dataframe(
     selection_mode=["single-row", "single-cell", "single-column"],
     placeholder="",
 )
-picked = [*event.selection.rows, *(cell[0] for cell in event.selection.cells)]
+selection = event.selection
+picked = [*selection.get("rows", []), *(cell[0] for cell in selection.get("cells", []))]
 if picked and picked[0] < len(result.rows):
     chosen = result.rows[picked[0]]
     st.switch_page("pages/client.py", query_params={"client": str(chosen.client_number)})
