@@ -316,22 +316,17 @@ def list_clients(
                 kept.unapplied_credit_cents,
                 kept.total_cents,
             )
-    else:
-        sums = session.execute(
-            select(
-                func.count(),
-                *[func.coalesce(func.sum(getattr(Client, k)), 0) for k in client_totals.SUMS],
-            ).where(*conditions)
-        ).one()
-        count = int(sums[0])
-        if shows_balances:
-            totals = ClientListTotals(*(int(v) for v in sums[1:]))
 
-    elsewhere: dict[str, int] = {}
-    if count == 0 and matched is not None and statuses:
-        # Nothing under the status filter: say where the search does find clients.
-        elsewhere = _counts_by_status(session, [Client.status.not_in(statuses), *filters, matched])
-
+    # A search or a filter: count and money totals come with the page, as window aggregates
+    # over every matching row, so the matching rows are found once, not once per query.
+    windowed = (
+        []
+        if simple
+        else [
+            func.count().over(),
+            *[func.sum(getattr(Client, k)).over() for k in client_totals.SUMS],
+        ]
+    )
     page = session.execute(
         select(
             Client.id,
@@ -351,6 +346,7 @@ def list_clients(
             Client.unapplied_credit_cents,
             Client.total_cents,
             Client.oldest_unpaid_dos,
+            *windowed,
         )
         .select_from(Client)
         .outerjoin(Clinician, Clinician.id == Client.clinician_id)
@@ -359,6 +355,27 @@ def list_clients(
         .limit(limit)
         .offset(offset)
     ).all()
+    if not simple:
+        if page:
+            sums = page[0][17:]
+        elif offset == 0:  # nothing matches at all
+            sums = (0, *(0 for _ in client_totals.SUMS))
+        else:  # a page past the end (the list shrank): the totals on their own
+            sums = session.execute(
+                select(
+                    func.count(),
+                    *[func.coalesce(func.sum(getattr(Client, k)), 0) for k in client_totals.SUMS],
+                ).where(*conditions)
+            ).one()
+        count = int(sums[0])
+        if shows_balances:
+            totals = ClientListTotals(*(int(v or 0) for v in sums[1:]))
+
+    elsewhere: dict[str, int] = {}
+    if count == 0 and matched is not None and statuses:
+        # Nothing under the status filter: say where the search does find clients.
+        elsewhere = _counts_by_status(session, [Client.status.not_in(statuses), *filters, matched])
+
     rows = []
     for r in page:
         money = {}
