@@ -25,7 +25,8 @@ median milliseconds of:
                             pandas and group it by client (the baseline)
 
 SQLite databases live in data/bench/; PostgreSQL ones are created on BENCH_DATABASE_URL's
-server (default: the local one) as clientdesk_bench_<N>.
+server (default: the local one) as clientdesk_bench_<N> (or BENCH_DATABASE_NAME, e.g. to keep a
+branch's schema apart from main's on a shared server).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def database_url(engine_name: str, clients_n: int) -> str:
         folder.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{folder / f'bench-{clients_n}.db'}"
     server = driver_url(setting("BENCH_DATABASE_URL"))
-    name = f"clientdesk_bench_{clients_n}"
+    name = setting("BENCH_DATABASE_NAME") or f"clientdesk_bench_{clients_n}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})

@@ -198,6 +198,13 @@ SETTINGS: tuple[Setting, ...] = (
         "PostgreSQL server on which `bench/run.py` and `bench/load.py` create their databases.",
     ),
     Setting(
+        "BENCH_DATABASE_NAME",
+        str,
+        "",
+        "Database name `bench/run.py` uses on that server instead of `clientdesk_bench_<N>` "
+        "(e.g. to keep a branch's schema apart from main's).",
+    ),
+    Setting(
         "FORWARDED_ALLOW_IPS",
         str,
         "127.0.0.1,::1",

@@ -215,9 +215,12 @@ def log_filters(prefix: str, *, with_client: bool, on_change=None) -> dict:
     return values
 
 
-def log_frame(rows: list[documents.DocumentRow], *, with_client: bool) -> pd.DataFrame:
-    """The log exactly as on screen (and exported), times in the practice's time zone."""
-    tz = _tz()
+def log_frame(
+    rows: list[documents.DocumentRow], *, with_client: bool, tz_name: str | None = None
+) -> pd.DataFrame:
+    """The log exactly as on screen (and exported), times in the practice's time zone
+    (``tz_name`` when built on a download's thread, which has no session)."""
+    tz = tz_name or _tz()
     columns = ["#", "Sent"]
     if with_client:
         columns += ["Client #", "Client"]
