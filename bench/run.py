@@ -11,11 +11,22 @@ median milliseconds of:
   aging_report_month_end    the same report as of the end of last month (point in time:
                             replays every client with entries posted since then)
   record_payment            one payment: allocation, projections and audit, committed
+  collections_worklist      the Collections page's list: old balances over $50, follow-ups due
+                            and plans behind, most pressing first, with each row's details
+  ar_trend_24m              24 month-ends of A/R (buckets, client/insurance, the months'
+                            charges, payments and adjustments) from the ar_changes projection
+  ar_trend_page             what the Trends page reads: 24 month-ends with each month's KPIs
+                            and the payer filter's choices
+  ar_trend_24m_replayed     the baseline: replaying the ledger to each month-end
+                            (lib.ledger_as_of, as the "as of" report does), timed for the
+                            latest 3 month-ends and multiplied by 8 (older month-ends replay
+                            more clients, so the real 24 take longer: a lower bound)
   naive_pandas_client_list  what a typical Streamlit app does: read the whole ledger with
                             pandas and group it by client (the baseline)
 
 SQLite databases live in data/bench/; PostgreSQL ones are created on BENCH_DATABASE_URL's
-server (default: the local one) as clientdesk_bench_<N>.
+server (default: the local one) as clientdesk_bench_<N> (or BENCH_DATABASE_NAME, e.g. to keep a
+branch's schema apart from main's on a shared server).
 """
 
 from __future__ import annotations
@@ -31,19 +42,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import os  # noqa: E402
 
 import pandas as pd  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from lib import aging, auth, clients, postings  # noqa: E402
+from lib import aging, ar_trend, auth, clients, collections_worklist, postings  # noqa: E402
+from lib.config import driver_url, setting  # noqa: E402
 from lib.db import make_engine, read_session, transaction, upgrade  # noqa: E402
 from lib.demo import seed_demo  # noqa: E402
+from lib.ledger_as_of import ledger_as_of  # noqa: E402
 from lib.models import Client, LedgerEntry, User  # noqa: E402
 from lib.timeutil import practice_today  # noqa: E402
-
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 def database_url(engine_name: str, clients_n: int) -> str:
@@ -51,9 +61,8 @@ def database_url(engine_name: str, clients_n: int) -> str:
         folder = ROOT / "data" / "bench"
         folder.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{folder / f'bench-{clients_n}.db'}"
-    server = os.environ.get("BENCH_DATABASE_URL") or PG_SERVER
-    server = server.replace("postgresql://", "postgresql+psycopg://", 1)
-    name = f"clientdesk_bench_{clients_n}"
+    server = driver_url(setting("BENCH_DATABASE_URL"))
+    name = setting("BENCH_DATABASE_NAME") or f"clientdesk_bench_{clients_n}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
@@ -144,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
                 idempotency_key=f"bench-{run_id}-{n}",
             )
 
+    def collections_worklist_page():
+        with read_session(engine) as session:
+            found = collections_worklist.worklist(session, actor=actor)
+        assert found.total_count > 0
+
     def naive_pandas_client_list():
         with engine.connect() as conn:
             ledger = pd.read_sql("SELECT client_id, kind, amount_cents FROM ledger_entries", conn)
@@ -154,6 +168,23 @@ def main(argv: list[str] | None = None) -> int:
         active = frame[frame["status"] == "active"].sort_values("balance", ascending=False)
         assert len(active.head(50)) > 0
 
+    def ar_trend_24m():
+        with read_session(engine) as session:
+            figures = ar_trend.month_end_figures(session, 24)
+        assert len(figures) == 24 and figures[-1]["ar_cents"] > 0
+
+    def ar_trend_page():
+        with read_session(engine) as session:
+            months = ar_trend.trend(session, actor=actor, months=24)
+            aging.payer_choices(session)
+        assert months[-1]["days_in_ar"] is not None
+
+    def ar_trend_3m_replayed():
+        with read_session(engine) as session:
+            ends = ar_trend.month_ends(3)
+            total = [sum(o.cents for o in ledger_as_of(session, day=d).owed) for d in ends]
+        assert len(total) == 3
+
     heavy_repeat = max(3, args.repeat // 5)
     ms = {
         "client_list_page": median_ms(client_list_page, args.repeat),
@@ -161,7 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         "aging_report": median_ms(aging_report, args.repeat),
         "aging_report_month_end": median_ms(aging_report_month_end, heavy_repeat, warmup=1),
         "record_payment": median_ms(record_payment, args.repeat),
+        "collections_worklist": median_ms(collections_worklist_page, args.repeat),
         "naive_pandas_client_list": median_ms(naive_pandas_client_list, heavy_repeat, warmup=1),
+        "ar_trend_24m": median_ms(ar_trend_24m, args.repeat),
+        "ar_trend_page": median_ms(ar_trend_page, args.repeat),
+        "ar_trend_24m_replayed": 8 * median_ms(ar_trend_3m_replayed, 1, warmup=0),
     }
     result = {"clients": args.clients, "ledger_entries": entries, "engine": args.engine, "ms": ms}
     print(
@@ -173,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<28}{value:>12.2f}")
     speedup = ms["naive_pandas_client_list"] / ms["client_list_page"]
     print(f"{'list page vs naive pandas':<28}{speedup:>11.0f}x")
+    trend_speedup = ms["ar_trend_24m_replayed"] / ms["ar_trend_24m"]
+    print(f"{'A/R trend vs replay':<28}{trend_speedup:>11.0f}x")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     engine.dispose()

@@ -13,6 +13,8 @@ send-reminders queue due appointment reminders and send the email outbox once
 worker         run until stopped: send the email outbox and due reminders every minute
 check          exit 0 when the database is reachable and migrated (and, in demo mode or with a
                key in the environment, the cookie key is allowed for this database)
+ar-trend       month-end A/R and KPIs for the last N months (``--months N``, ``--clinician ID``,
+               ``--payer ID``, ``--json`` for one object per month)
 backup         write one archive of the database and data/ (``--to FILE``), online
 restore        restore such an archive (``--force`` replaces a target that holds data)
 """
@@ -175,6 +177,64 @@ def cmd_reconcile(_args) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_ar_trend(args) -> int:
+    import json
+
+    from lib import ar_trend
+
+    engine = _engine()
+    check_ready(engine)
+    try:
+        with read_session(engine) as session:
+            months = ar_trend.trend(
+                session,
+                actor=None,
+                months=args.months,
+                clinician_id=args.clinician,
+                payer_id=args.payer,
+            )
+            for month in months:
+                month["days_to_payment"] = ar_trend.period_days_to_payment(
+                    session,
+                    actor=None,
+                    month=month["month_end"],
+                    clinician_id=args.clinician,
+                    payer_id=args.payer,
+                )
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(months, default=str, indent=2))
+        return 0
+
+    def pct(value) -> str:
+        return "" if value is None else f"{value:.1%}"
+
+    def money(cents) -> str:
+        return "" if cents is None else format_cents(cents)
+
+    print(
+        f"{'Month end':<12}{'Net A/R':>15}{'Client':>14}{'Insurance':>14}{'Charges':>14}"
+        f"{'Payments':>14}{'Adjustments':>14}{'Days A/R':>10}{'GCR':>8}{'NCR':>8}"
+        f"{'>90':>7}{'>120':>7}"
+    )
+    for m in months:
+        days = "" if m["days_in_ar"] is None else f"{m['days_in_ar']:.1f}"
+        mark = "*" if m["partial"] else ""
+        print(
+            f"{m['month_end'].isoformat() + mark:<12}{money(m['net_ar_cents']):>15}"
+            f"{money(m['client_cents']):>14}{money(m['insurance_cents']):>14}"
+            f"{money(m['charges_cents']):>14}{money(m['payments_cents']):>14}"
+            f"{money(m['adjustments_cents']):>14}{days:>10}"
+            f"{pct(m['gross_collection_rate']):>8}{pct(m['net_collection_rate']):>8}"
+            f"{pct(m['pct_ar_over_90']):>7}{pct(m['pct_ar_over_120']):>7}"
+        )
+    if months and months[-1]["partial"]:
+        print("* this month so far (as of today)")
+    return 0
+
+
 def cmd_send_reminders(args) -> int:
     settings = load_settings()
     engine = make_engine(settings.database_url)
@@ -274,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("reconcile", help="check the ledger against balances and aging").set_defaults(
         func=cmd_reconcile
     )
+    trend = sub.add_parser("ar-trend", help="month-end A/R and KPIs for the last N months")
+    trend.add_argument("--months", type=int, default=12)
+    trend.add_argument("--clinician", type=int, default=None, help="clinician id")
+    trend.add_argument("--payer", type=int, default=None, help="payer id (from the payer list)")
+    trend.add_argument("--json", action="store_true", help="one JSON object per month")
+    trend.set_defaults(func=cmd_ar_trend)
     sub.add_parser("demo-logins", help="print the demo logins").set_defaults(func=cmd_demo_logins)
     remind = sub.add_parser(
         "send-reminders", help="queue due appointment reminders and send the email outbox once"

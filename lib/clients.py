@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import jellyfish
+from anyascii import anyascii
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -40,9 +40,15 @@ STATUS_LABELS = {
 
 
 def fold(text: str) -> str:
-    """Lower-case, accents removed: 'Zoë Álvarez' -> 'zoe alvarez'."""
-    decomposed = unicodedata.normalize("NFKD", text or "")
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower().strip()
+    """Lower-case ASCII, so a name is found as people type it on a US keyboard:
+    'Zoë Álvarez' -> 'zoe alvarez', 'Thomas Østergaard' -> 'thomas ostergaard', 'Łukasz' ->
+    'lukasz', 'Straße' -> 'strasse'. Letters without a Unicode decomposition (ø, ł, æ, ß, đ)
+    are transliterated by anyascii, not by a hand-made table.
+
+    The stored search columns are built with it (``search_columns``); migration 0010 refreshed
+    them when it changed, so a change here needs a migration that refreshes them again.
+    """
+    return anyascii(text or "").lower().strip()
 
 
 def last_name_key(last_name: str) -> str:
@@ -75,18 +81,39 @@ def search_columns(
     }
 
 
-_DATE_FORMATS = ("%m/%d/%Y", "%Y-%m-%d", "%m-%d-%Y", "%m/%d/%y", "%m.%d.%Y", "%Y/%m/%d")
+_DATE_FORMATS = ("%m/%d/%Y", "%Y-%m-%d", "%m-%d-%Y", "%m.%d.%Y", "%Y/%m/%d")
+_SHORT_YEAR_FORMATS = ("%m/%d/%y", "%m-%d-%y", "%m.%d.%y")
 
 
-def parse_date_query(text: str) -> date | None:
-    """A date typed the way people type them: 3/7/1985, 03/07/1985, 1985-03-07."""
+def parse_date_query(text: str, today: date | None = None) -> date | None:
+    """A date of birth typed the way people type them: 3/7/1985, 03/07/1985, 1985-03-07,
+    3/7/85. A two-digit year is the latest such year that is not after ``today`` (the
+    practice's day): a date of birth is never in the future, so 12/20/51 is 1951."""
     text = text.strip()
     for fmt in _DATE_FORMATS:
         try:
             return datetime.strptime(text, fmt).date()
         except ValueError:
             continue
+    for fmt in _SHORT_YEAR_FORMATS:
+        try:
+            parsed = datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+        today = today or practice_today()
+        year = (today.year - today.year % 100) + parsed.year % 100
+        candidate = _with_year(parsed, year)
+        if candidate is None or candidate > today:
+            candidate = _with_year(parsed, year - 100)
+        return candidate
     return None
+
+
+def _with_year(day: date, year: int) -> date | None:
+    try:
+        return day.replace(year=year)
+    except ValueError:  # 29 February in a year without one
+        return None
 
 
 def _like_escape(text: str) -> str:
@@ -119,13 +146,20 @@ def cap_search(query: str) -> CappedSearch:
     return CappedSearch(text, note)
 
 
-def search_condition(query: str):
-    """Every way the search box can match a client; None when the query is blank."""
+_CLIENT_NUMBER = re.compile(r"#\s*(\d{1,9})")
+
+
+def search_condition(query: str, today: date | None = None):
+    """Every way the search box can match a client; None when the query is blank.
+    ``today`` (the practice's day) dates two-digit years of birth."""
     q = (query or "").strip()
     if not q:
         return None
+    number = _CLIENT_NUMBER.fullmatch(q)
+    if number:  # "#1289", the way the app prints a client number
+        return Client.client_number == int(number.group(1))
     options = []
-    as_date = parse_date_query(q)
+    as_date = parse_date_query(q, today)
     if as_date is not None:
         options.append(Client.dob == as_date)
     q_digits = digits(q)
@@ -179,6 +213,9 @@ class ClientListResult:
     totals: ClientListTotals | None  # None for roles without billing rights
     shows_balances: bool
     search_note: str = ""  # set when only part of a very long search was used (cap_search)
+    # When the search finds nobody under the status filter: {status: clients} it finds in the
+    # other statuses, so the screen can offer to include them.
+    elsewhere: dict[str, int] = field(default_factory=dict)
 
 
 SORTS = {
@@ -187,6 +224,9 @@ SORTS = {
     "status": (Client.status, Client.last_name, Client.id),
     "clinician": (Clinician.last_name, Client.last_name, Client.id),
     "dob": (Client.dob, Client.id),
+    "email": (Client.email_norm, Client.id),
+    # the list shows the mobile, else the home phone
+    "phone": (func.coalesce(func.nullif(Client.phone_mobile, ""), Client.phone_home), Client.id),
 }
 NULLABLE_SORTS = {"dob", "clinician", "oldest_unpaid"}  # their first column can be empty
 BALANCE_SORTS = {
@@ -226,33 +266,21 @@ def list_clients(
     """
     require(actor, "client.view")
     shows_balances = allowed(actor, "balance.view")
-    conditions = []
-    if statuses:
-        conditions.append(Client.status.in_(statuses))
-    if sees_only_own_clients(actor):
-        conditions.append(Client.clinician_id == actor.clinician_id)
-    if clinician_id is not None:
-        conditions.append(Client.clinician_id == clinician_id)
-    if payer_id is not None:
-        conditions.append(
-            exists().where(
-                Coverage.client_id == Client.id,
-                Coverage.payer_id == payer_id,
-                Coverage.active.is_(True),
-            )
-        )
     if (has_balance or aging_bucket) and not shows_balances:
         require(actor, "balance.view")
-    if has_balance:
-        conditions.append(Client.total_cents != 0)
-    if aging_bucket:
-        oldest, newest = aging.bucket_by_key(aging_bucket).date_range(as_of or practice_today())
-        in_bucket = [OpenCharge.client_id == Client.id, OpenCharge.service_date <= newest]
-        if oldest is not None:
-            in_bucket.append(OpenCharge.service_date >= oldest)
-        conditions.append(exists().where(*in_bucket))
+    today = practice_today()
     search = cap_search(query)
-    matched = search_condition(search.text)
+    matched = search_condition(search.text, today)
+    filters = _filter_conditions(
+        actor,
+        clinician_id=clinician_id,
+        payer_id=payer_id,
+        has_balance=has_balance,
+        aging_bucket=aging_bucket,
+        as_of=as_of or today,
+    )
+    conditions = [Client.status.in_(statuses)] if statuses else []
+    conditions += filters
     if matched is not None:
         # Find the matching ids first (an index-only scan of ix_clients_search), then read
         # just those rows; one query over all columns makes the planner scan the wide rows.
@@ -288,17 +316,17 @@ def list_clients(
                 kept.unapplied_credit_cents,
                 kept.total_cents,
             )
-    else:
-        sums = session.execute(
-            select(
-                func.count(),
-                *[func.coalesce(func.sum(getattr(Client, k)), 0) for k in client_totals.SUMS],
-            ).where(*conditions)
-        ).one()
-        count = int(sums[0])
-        if shows_balances:
-            totals = ClientListTotals(*(int(v) for v in sums[1:]))
 
+    # A search or a filter: count and money totals come with the page, as window aggregates
+    # over every matching row, so the matching rows are found once, not once per query.
+    windowed = (
+        []
+        if simple
+        else [
+            func.count().over(),
+            *[func.sum(getattr(Client, k)).over() for k in client_totals.SUMS],
+        ]
+    )
     page = session.execute(
         select(
             Client.id,
@@ -318,6 +346,7 @@ def list_clients(
             Client.unapplied_credit_cents,
             Client.total_cents,
             Client.oldest_unpaid_dos,
+            *windowed,
         )
         .select_from(Client)
         .outerjoin(Clinician, Clinician.id == Client.clinician_id)
@@ -326,6 +355,27 @@ def list_clients(
         .limit(limit)
         .offset(offset)
     ).all()
+    if not simple:
+        if page:
+            sums = page[0][17:]
+        elif offset == 0:  # nothing matches at all
+            sums = (0, *(0 for _ in client_totals.SUMS))
+        else:  # a page past the end (the list shrank): the totals on their own
+            sums = session.execute(
+                select(
+                    func.count(),
+                    *[func.coalesce(func.sum(getattr(Client, k)), 0) for k in client_totals.SUMS],
+                ).where(*conditions)
+            ).one()
+        count = int(sums[0])
+        if shows_balances:
+            totals = ClientListTotals(*(int(v or 0) for v in sums[1:]))
+
+    elsewhere: dict[str, int] = {}
+    if count == 0 and matched is not None and statuses:
+        # Nothing under the status filter: say where the search does find clients.
+        elsewhere = _counts_by_status(session, [Client.status.not_in(statuses), *filters, matched])
+
     rows = []
     for r in page:
         money = {}
@@ -356,7 +406,52 @@ def list_clients(
         totals=totals,
         shows_balances=shows_balances,
         search_note=search.note,
+        elsewhere=elsewhere,
     )
+
+
+def _filter_conditions(
+    actor: Actor,
+    *,
+    clinician_id: int | None,
+    payer_id: int | None,
+    has_balance: bool,
+    aging_bucket: str | None,
+    as_of: date,
+) -> list:
+    """The list's filters other than status and search, as SQL conditions."""
+    conditions = []
+    if sees_only_own_clients(actor):
+        conditions.append(Client.clinician_id == actor.clinician_id)
+    if clinician_id is not None:
+        conditions.append(Client.clinician_id == clinician_id)
+    if payer_id is not None:
+        conditions.append(
+            exists().where(
+                Coverage.client_id == Client.id,
+                Coverage.payer_id == payer_id,
+                Coverage.active.is_(True),
+            )
+        )
+    if has_balance:
+        conditions.append(Client.total_cents != 0)
+    if aging_bucket:
+        oldest, newest = aging.bucket_by_key(aging_bucket).date_range(as_of)
+        in_bucket = [OpenCharge.client_id == Client.id, OpenCharge.service_date <= newest]
+        if oldest is not None:
+            in_bucket.append(OpenCharge.service_date >= oldest)
+        conditions.append(exists().where(*in_bucket))
+    return conditions
+
+
+def _counts_by_status(session: Session, conditions: list) -> dict[str, int]:
+    """{status: clients} in the order of ``STATUS_LABELS``, statuses with none left out."""
+    found = dict(
+        session.execute(
+            select(Client.status, func.count()).where(*conditions).group_by(Client.status)
+        ).all()
+    )
+    return {s: int(found[s]) for s in STATUS_LABELS if found.get(s)}
 
 
 def clinician_choices(session: Session) -> list[tuple[int, str]]:

@@ -22,8 +22,9 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from lib import audit, auth, client_totals
+from lib import ar_history, audit, auth, client_totals
 from lib.clients import search_columns
+from lib.demo_collections import seed_collections
 from lib.ledger import Posting, balance_rows, credit_rows, replay
 from lib.models import (
     Appointment,
@@ -608,7 +609,10 @@ def seed_demo(
         else:
             conn.exec_driver_sql("ANALYZE")
         session = Session(bind=conn)
+        seed_collections(session, today=today)  # contacts, promises and two payment plans
+        session.flush()
         client_totals.rebuild(session)
+        ar_history.rebuild(session)
         audit.record(
             session,
             actor=None,
@@ -937,6 +941,7 @@ def _appointments_and_ledger(
             "reverses_entry_id": extra.get("reverses"),
             "idempotency_key": f"demo-{entry_id}",
             "created_by": None,
+            "adjustment_reason": extra.get("reason", "other"),
         }
         out[LedgerEntry].append(row)
         postings.append(
@@ -1038,6 +1043,7 @@ def _appointments_and_ledger(
                     ins_part - allowed,
                     pay_day,
                     memo="Contractual adjustment",
+                    reason="contractual",
                 )
         else:
             post("charge", "client", fee, day, appointment_id=appt_id, service_id=service["id"])

@@ -44,6 +44,7 @@ KIND_LABELS = {
     "receipt": "Receipt",
     "invitation": "Portal invitation",
     "reminder": "Reminder",
+    "account_reminder": "Account reminder",
 }
 STATUS_LABELS = {
     "queued": "Queued",

@@ -302,6 +302,8 @@ def refresh_client(session: Session, client_id: int) -> ClientState:
     """Recompute one client's projections from their ledger, inside the caller's transaction:
     the client row's balances, its open charges and insurance credits, and the list totals
     it counts in."""
+    from lib import ar_history  # it builds on this module
+
     state = replay(_postings_for(session, client_id))
     balance, items = balance_rows(client_id, state)
     old = session.execute(
@@ -309,6 +311,7 @@ def refresh_client(session: Session, client_id: int) -> ClientState:
             Client.status, Client.clinician_id, *[getattr(Client, c) for c in BALANCE_COLUMNS]
         ).where(Client.id == client_id)
     ).one()
+    before_state = _projected_state(session, client_id, old.unapplied_credit_cents or 0)
     session.execute(delete(OpenCharge).where(OpenCharge.client_id == client_id))
     if items:
         session.execute(insert(OpenCharge), items)
@@ -322,6 +325,7 @@ def refresh_client(session: Session, client_id: int) -> ClientState:
         .values(**balance)
         .execution_options(synchronize_session=False)
     )
+    ar_history.record_state_change(session, client_id=client_id, old=before_state, new=state)
     before = dict(zip(BALANCE_COLUMNS, old[2:], strict=True))
     client_totals.adjust(
         session,
@@ -330,6 +334,35 @@ def refresh_client(session: Session, client_id: int) -> ClientState:
         **{k: balance[k] - (before[k] or 0) for k in client_totals.SUMS},
     )
     return state
+
+
+def _projected_state(session: Session, client_id: int, unapplied_credit_cents: int) -> ClientState:
+    """The client's state as the projections hold it (before a refresh rewrites them)."""
+    items = [
+        OpenItem(*row)
+        for row in session.execute(
+            select(
+                OpenCharge.charge_entry_id,
+                OpenCharge.responsibility,
+                OpenCharge.service_date,
+                OpenCharge.clinician_id,
+                OpenCharge.payer_id,
+                OpenCharge.open_cents,
+                OpenCharge.payer_name,
+            ).where(OpenCharge.client_id == client_id)
+        )
+    ]
+    credits: dict[PayerRef, int] = {}
+    for pid, name, cents in session.execute(
+        select(
+            InsuranceCredit.payer_id, InsuranceCredit.payer_name, InsuranceCredit.credit_cents
+        ).where(InsuranceCredit.client_id == client_id)
+    ):
+        ref = PayerRef.of(pid, name)
+        credits[ref] = credits.get(ref, 0) + int(cents)
+    return ClientState(
+        open_items=items, unapplied_credit_cents=unapplied_credit_cents, payer_credits=credits
+    )
 
 
 def stored_balance(session: Session, client_id: int) -> ClientState | None:

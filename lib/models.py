@@ -40,6 +40,7 @@ CLIENT_STATUSES = ("active", "inactive", "prospective", "discharged")
 APPOINTMENT_STATUSES = ("scheduled", "completed", "cancelled", "no_show")
 LEDGER_KINDS = ("charge", "payment", "adjustment", "refund", "reversal")
 RESPONSIBILITIES = ("client", "insurance")
+ADJUSTMENT_REASONS = ("contractual", "write_off", "other")
 PAYMENT_METHODS = ("card", "cash", "check", "ach", "other")
 QUESTION_TYPES = (
     "short_text",
@@ -166,6 +167,14 @@ class Client(Base):
         Index("ix_clients_status_pending", "status", "insurance_pending_cents", "id"),
         Index("ix_clients_status_credit", "status", "unapplied_credit_cents", "id"),
         Index("ix_clients_status_oldest", "status", "oldest_unpaid_dos", "id"),
+        # The collections worklist: owing over a threshold since a day, read from the index.
+        Index(
+            "ix_clients_collections",
+            "client_due_cents",
+            "unapplied_credit_cents",
+            "oldest_unpaid_dos",
+            "insurance_pending_cents",
+        ),
         # Covers every column the search box looks at, so a search reads this index, not rows.
         Index(
             "ix_clients_search",
@@ -349,6 +358,11 @@ class LedgerEntry(Base):
     )
     idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Why an adjustment lowered what is owed (ADJUSTMENT_REASONS); "other" on other kinds and
+    # on adjustments posted before reasons were recorded.
+    adjustment_reason: Mapped[str] = mapped_column(
+        String(12), default="other", server_default="other"
+    )
 
 
 class OpenCharge(Base):
@@ -358,6 +372,14 @@ class OpenCharge(Base):
     __tablename__ = "open_charges"
     __table_args__ = (
         Index("ix_open_charges_client", "client_id", "service_date"),
+        # The oldest unpaid date of service of a client's own part (collections worklist).
+        Index(
+            "ix_open_charges_client_part",
+            "client_id",
+            "responsibility",
+            "service_date",
+            "open_cents",
+        ),
         # Covering index: the aging report reads only this index.
         Index(
             "ix_open_charges_aging",
@@ -394,6 +416,43 @@ class InsuranceCredit(Base):
     credit_cents: Mapped[int] = mapped_column(BigInteger)
 
 
+class ArChange(Base):
+    """How month-end A/R and the months' flows moved: a projection of the ledger (lib.ar_history),
+    kept in the same transaction as every posting, so the Trends page sums a small table
+    instead of replaying the ledger once per month.
+
+    ``part`` 'owed' and 'credit': the change in what was owed (by date of service) or held as
+    credit during the month starting ``day``; a month-end is the sum of every earlier change.
+    Any other part (charge, payment, adj_<reason>, refund): what was posted on practice day
+    ``day``, reversals counted against the kind they cancel. ``clinician_id`` and ``payer_id``
+    0 stand for none; ``payer_key`` is a typed payer's name, casefolded.
+    """
+
+    __tablename__ = "ar_changes"
+    __table_args__ = (
+        Index(
+            "ux_ar_changes_key",
+            "day",
+            "part",
+            "responsibility",
+            "clinician_id",
+            "payer_id",
+            "payer_key",
+            "service_date",
+            unique=True,
+        ),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    part: Mapped[str] = mapped_column(String(16))
+    responsibility: Mapped[str] = mapped_column(String(10))
+    clinician_id: Mapped[int] = mapped_column(Integer, default=0)
+    payer_id: Mapped[int] = mapped_column(Integer, default=0)
+    payer_key: Mapped[str] = mapped_column(String(120), default="")
+    service_date: Mapped[date] = mapped_column(Date)
+    cents: Mapped[int] = mapped_column(BigInteger)
+
+
 class ClientTotal(Base):
     """Count and balance sums of clients per (status, clinician): the list's totals for its
     usual filters, kept in the same transaction as every posting and status change.
@@ -407,6 +466,102 @@ class ClientTotal(Base):
     insurance_pending_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     unapplied_credit_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     total_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# --- collections -------------------------------------------------------------------------
+
+CONTACT_KINDS = ("call", "email", "letter", "text")
+CONTACT_OUTCOMES = (
+    "reached",
+    "left_message",
+    "no_answer",
+    "promised",
+    "disputed",
+    "bad_contact",
+    "sent",
+)
+PLAN_SCHEDULES = ("weekly", "biweekly", "monthly")
+PLAN_STATUSES = ("active", "ended")
+
+
+class CollectionContact(Base):
+    """One attempt to reach a client about what they owe (part of the client's record).
+
+    A follow-up date puts the client back on the worklist that day; a promise to pay has an
+    amount and a date."""
+
+    __tablename__ = "collection_contacts"
+    __table_args__ = (
+        CheckConstraint(_in("kind", CONTACT_KINDS), name="kind"),
+        CheckConstraint(_in("outcome", CONTACT_OUTCOMES), name="outcome"),
+        Index("ix_collection_contacts_client", "client_id", "id"),
+        Index("ix_collection_contacts_follow_up", "follow_up_on"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    outcome: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(Text, default="")
+    follow_up_on: Mapped[date | None] = mapped_column(Date)
+    promise_cents: Mapped[int | None] = mapped_column(BigInteger)
+    promise_on: Mapped[date | None] = mapped_column(Date)
+    contacted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    contacted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+
+
+class PaymentPlan(Base):
+    """An agreed amount per instalment on a schedule from a start day, until ended."""
+
+    __tablename__ = "payment_plans"
+    __table_args__ = (
+        CheckConstraint(_in("schedule", PLAN_SCHEDULES), name="schedule"),
+        CheckConstraint(_in("status", PLAN_STATUSES), name="status"),
+        CheckConstraint("instalment_cents > 0", name="instalment_positive"),
+        Index("ix_payment_plans_status_client", "status", "client_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    instalment_cents: Mapped[int] = mapped_column(BigInteger)
+    schedule: Mapped[str] = mapped_column(String(10))
+    start_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(10), default="active")
+    ended_on: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class CollectionBatch(Base):
+    """One batch action from the worklist, once per key: a double click finds the row."""
+
+    __tablename__ = "collection_batches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+    action: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    chosen_count: Mapped[int] = mapped_column(Integer)
+    queued_count: Mapped[int] = mapped_column(Integer)
+
+
+class DigestSubscription(Base):
+    """A staff member who asked for the weekly A/R digest (a row per subscriber)."""
+
+    __tablename__ = "digest_subscriptions"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DigestSend(Base):
+    """One digest per subscriber and practice week, ever (the unique key: several workers)."""
+
+    __tablename__ = "digest_sends"
+    __table_args__ = (UniqueConstraint("user_id", "week_start", name="uq_digest_sends_user_week"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    week_start: Mapped[date] = mapped_column(Date)
+    queued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    outbox_id: Mapped[int | None] = mapped_column(Integer)
 
 
 # --- reminders & portal ------------------------------------------------------------------

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lib import audit, insurance
+from lib import ar_history, audit, insurance
 from lib.ledger import ClientState, PayerRef, clean_payer_name, client_state, refresh_client
 from lib.models import Client, LedgerEntry, Payer
 from lib.policy import Actor, require_client_access
@@ -27,6 +27,11 @@ from lib.validation import ValidationError, clean_note
 
 METHOD_LABELS = {"card": "Card", "cash": "Cash", "check": "Check", "ach": "ACH", "other": "Other"}
 PAYER_LABELS = {"client": "Client", "insurance": "Insurance"}
+ADJUSTMENT_REASON_LABELS = {
+    "contractual": "Contractual (payer's allowed amount)",
+    "write_off": "Write-off (bad debt, small balance)",
+    "other": "Other",
+}
 MAX_POSTING_CENTS = 100_000_00
 
 
@@ -147,6 +152,8 @@ def _post(
         _same_client(previous, client_id)
         return _result(previous, refresh_client(session, client_id), duplicate=True)
     state = refresh_client(session, client_id)
+    original = session.get(LedgerEntry, row.reverses_entry_id) if row.reverses_entry_id else None
+    ar_history.record_entry(session, row, original)
     audit.record(
         session,
         actor=actor,
@@ -331,10 +338,15 @@ def post_adjustment(
     memo: str,
     idempotency_key: str,
     on_date: date | None = None,
+    reason: str = "other",
 ) -> PostingResult:
-    """A write-off or contractual adjustment: lowers what the client or insurance owes."""
+    """A write-off or contractual adjustment: lowers what the client or insurance owes.
+    ``reason`` (contractual, write_off, other) decides whether the net collection rate
+    leaves it out (contractual) or counts it as uncollected."""
     if responsibility not in PAYER_LABELS:
         raise PostingError("An adjustment lowers the client's or insurance's part.")
+    if reason not in ADJUSTMENT_REASON_LABELS:
+        raise ValidationError({"reason": "Choose the kind of adjustment."})
     if not (memo or "").strip():
         raise ValidationError({"memo": "Say why (for example: contractual adjustment)."})
     return _post(
@@ -345,6 +357,7 @@ def post_adjustment(
         idempotency_key=idempotency_key,
         entry={
             "kind": "adjustment",
+            "adjustment_reason": reason,
             "responsibility": responsibility,
             "amount_cents": amount_cents,
             "service_date": on_date or practice_today(),

@@ -28,7 +28,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from lib import mail, outbox, portal, reminder_sender
+from lib import digest, mail, outbox, portal, reminder_sender
+from lib.config import load_settings
 from lib.db import DatabaseNotReady, read_session, transaction
 from lib.models import MessageOutbox, WorkerStatus
 from lib.policy import Actor, require
@@ -145,14 +146,16 @@ def deliver_due(
 class Round:
     reminders: reminder_sender.ReminderRun
     delivery: Delivery
+    digests: int = 0  # weekly digests queued this round
 
     def summary(self) -> str:
         """Counts only (this goes to logs)."""
         r, d = self.reminders, self.delivery
+        digests = f"; digests queued {self.digests}" if self.digests else ""
         return (
             f"reminders queued: {r.queued_email} email, {r.queued_sms} text, "
             f"{r.queued_voice} voice; emails sent {d.sent}, retrying {d.retrying}, "
-            f"failed {d.failed}"
+            f"failed {d.failed}{digests}"
         )
 
 
@@ -163,13 +166,21 @@ def run_round(
     practice_tz: str,
     now: datetime | None = None,
     stop: threading.Event | None = None,
+    base_url: str | None = None,
 ) -> Round:
-    """Queue due reminders, then send what the outbox holds (``send-reminders``, and the
-    worker's minute)."""
+    """Queue due reminders and this week's digests, then send what the outbox holds
+    (``send-reminders``, and the worker's minute)."""
     reminders = reminder_sender.queue_due_reminders(
         engine, now=now, mail_settings=mail_settings, practice_tz=practice_tz
     )
-    return Round(reminders, deliver_due(engine, mail_settings=mail_settings, stop=stop))
+    digests = digest.queue_due_digests(
+        engine,
+        mail_settings=mail_settings,
+        base_url=base_url or load_settings().base_url,
+        practice_tz=practice_tz,
+        now=now,
+    )
+    return Round(reminders, deliver_due(engine, mail_settings=mail_settings, stop=stop), digests)
 
 
 def worker_name() -> str:
@@ -232,7 +243,7 @@ def run_forever(
                     engine, mail_settings=mail_settings, practice_tz=practice_tz, stop=stop
                 )
                 beat(engine, name=name, started_at=started, summary=done.summary())
-                if done.delivery != Delivery() or done.reminders.queued_email:
+                if done.delivery != Delivery() or done.reminders.queued_email or done.digests:
                     say(done.summary())
             else:
                 delivery = deliver_due(engine, mail_settings=mail_settings, stop=stop)

@@ -2,15 +2,37 @@
 
 import streamlit as st
 
-from lib import auth, passwords
-from lib.db import transaction
-from lib.policy import ROLE_LABELS
+from lib import auth, digest, passwords
+from lib.db import read_session, transaction, write
+from lib.policy import ROLE_LABELS, allowed
 from ui import context
 from ui.login import SIGNED_IN_AT
 
 actor = context.actor()
 st.title("My account")
 st.text(f"{actor.display_name} ({actor.username}) · {ROLE_LABELS[actor.role]}")
+
+if allowed(actor, "digest.receive"):
+    st.subheader("Weekly A/R digest")
+    with read_session(context.engine()) as session:
+        subscribed = digest.is_subscribed(session, actor=actor)
+        problem = digest.address_problem(session, actor=actor)
+    wanted = st.toggle(
+        "Email me the weekly A/R digest",
+        value=subscribed,
+        key=f"digest_{subscribed}",
+        help="Once a week: net A/R, its change over the week, days in A/R and how many "
+        "clients are on the collections worklist. No client names. Sent to the email "
+        "address on your staff account.",
+    )
+    if problem:
+        st.warning(problem)
+    if wanted != subscribed:
+        write(
+            context.engine(),
+            lambda session: digest.set_subscribed(session, actor=actor, on=wanted),
+        )
+        st.rerun()
 
 st.subheader("Change password")
 with st.form("change_password", clear_on_submit=False):

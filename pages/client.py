@@ -25,6 +25,14 @@ from ui import (
 )
 
 OPENED = "cd_client_opened"
+HEADING_CSS = (
+    "<style>"
+    ".st-key-client_heading_name [data-testid='stText']"
+    "{font-size:2.25rem;font-weight:700;line-height:1.25;padding:0.75rem 0 0.25rem 0;}"
+    ".st-key-client_heading_number [data-testid='stText']"
+    "{font-size:1.5rem;opacity:0.65;line-height:1.25;padding-bottom:0.4rem;}"
+    "</style>"
+)
 actor = context.actor()
 engine = context.engine()
 tz = context.settings().practice_time_zone
@@ -69,8 +77,15 @@ except PermissionDenied as exc:
 st.page_link("pages/clients.py", label="Clients", icon=":material/arrow_back:")
 head, money = st.columns([3, 2])
 with head:
-    st.title(f"Client #{record.client_number}")
-    st.text(record.name)  # typed by users: shown literally, never as markdown
+    # The heading is the client's name with the number beside it. The name is typed by users,
+    # and st.title renders Markdown, so it is st.text (literal) styled as a heading by static
+    # CSS that carries no client data.
+    st.html(HEADING_CSS)
+    with st.container(key="client_heading", horizontal=True, vertical_alignment="bottom"):
+        with st.container(key="client_heading_name", width="content"):
+            st.text(record.name)
+        with st.container(key="client_heading_number", width="content"):
+            st.text(f"#{record.client_number}")
     facts = [f"Status: {record.status_label}"]
     if record.clinician_name:
         facts.append(f"Clinician: {record.clinician_name}")
@@ -161,9 +176,6 @@ if allowed(actor, "documents.send") and actions[4].button(
     "Send forms", icon=":material/outgoing_mail:", key="head_send_forms"
 ):
     documents_tab.open_send_dialog(record.client_id)
-notice = st.session_state.pop(billing.LAST_RECEIPT, None)
-if notice:
-    st.success(notice)
 
 st.markdown("**Upcoming appointments**")
 if upcoming:

@@ -7,8 +7,8 @@ from lib.db import read_session
 from lib.money import format_cents
 from lib.policy import allowed, sees_only_own_clients
 from ui import context
-from ui.export import export_buttons
-from ui.tables import client_list_column_config, client_list_frame
+from ui.export import scoped_export_buttons
+from ui.tables import CLIENT_LIST_SORTS, client_list_column_config, client_list_frame
 
 PAGE_SIZES = (50, 100, 250, 500)
 SORT_LABELS = {
@@ -17,6 +17,8 @@ SORT_LABELS = {
     "dob": "Date of birth",
     "status": "Status",
     "clinician": "Clinician",
+    "email": "Email",
+    "phone": "Phone",
     "total": "Total balance",
     "client_due": "Client due",
     "insurance_pending": "Insurance pending",
@@ -25,12 +27,49 @@ SORT_LABELS = {
 }
 
 
+TABLE_GENERATION = "clients_table_generation"
+
+
+def table_key() -> str:
+    """The grid's widget key. A header click starts a new grid (a new key): the browser keeps
+    a column selected until the grid is new, and a second click on the same header would
+    otherwise just unselect it."""
+    generation = st.session_state.get(TABLE_GENERATION, 0)
+    return "clients_table" if not generation else f"clients_table_{generation}"
+
+
 def _first_page() -> None:
     st.session_state["clients_page"] = 1
 
 
+def _apply_header_click() -> None:
+    """A click on a column header sorts every matching client on the server (a second click on
+    the same column turns the order round). Runs before the sort widgets are drawn, so it may
+    set them. Row and cell clicks are handled after the table is drawn."""
+    state = st.session_state.get(table_key()) or {}
+    columns = (state.get("selection") or {}).get("columns") or []
+    if not columns:
+        return
+    st.session_state[TABLE_GENERATION] = st.session_state.get(TABLE_GENERATION, 0) + 1
+    sort = CLIENT_LIST_SORTS.get(columns[0])
+    if sort is None:
+        return
+    if st.session_state.get("clients_sort") == sort:
+        st.session_state["clients_desc"] = not st.session_state.get("clients_desc", False)
+    else:
+        st.session_state["clients_sort"] = sort
+        st.session_state["clients_desc"] = False
+    _first_page()
+
+
+def _include_statuses(more: list[str]) -> None:
+    st.session_state["clients_status"] = [*st.session_state.get("clients_status", []), *more]
+    _first_page()
+
+
 actor = context.actor()
 engine = context.engine()
+_apply_header_click()
 shows_money = allowed(actor, "balance.view")
 
 title, add = st.columns([4, 1], vertical_alignment="bottom")
@@ -101,32 +140,50 @@ sort = s1.selectbox(
     on_change=_first_page,
     persist_state="session",
 )
-descending = s2.toggle("Descending", key="clients_desc", on_change=_first_page)
+descending = s2.toggle(
+    "Descending", key="clients_desc", on_change=_first_page, persist_state="session"
+)
 if shows_money:
     has_balance = s3.toggle("Has balance", key="clients_has_balance", on_change=_first_page)
 page_size = s4.selectbox(
-    "Rows per page", PAGE_SIZES, key="clients_page_size", on_change=_first_page
+    "Rows per page",
+    PAGE_SIZES,
+    key="clients_page_size",
+    on_change=_first_page,
+    persist_state="session",
 )
 
 page_number = st.session_state.get("clients_page", 1)
+listing = dict(
+    actor=actor,
+    query=query or "",
+    statuses=tuple(statuses),
+    clinician_id=clinician_id or None,
+    payer_id=payer_id or None,
+    has_balance=has_balance,
+    aging_bucket=bucket,
+    sort=sort,
+    descending=descending,
+)
 with read_session(engine) as session:
     result = clients.list_clients(
-        session,
-        actor=actor,
-        query=query or "",
-        statuses=tuple(statuses),
-        clinician_id=clinician_id or None,
-        payer_id=payer_id or None,
-        has_balance=has_balance,
-        aging_bucket=bucket,
-        sort=sort,
-        descending=descending,
-        limit=page_size,
-        offset=(page_number - 1) * page_size,
+        session, **listing, limit=page_size, offset=(page_number - 1) * page_size
     )
 
 if result.search_note:  # the box keeps what was typed; the note says what was searched
     st.info(result.search_note, icon=":material/info:")
+if result.elsewhere:
+    more = sum(result.elsewhere.values())
+    where = ", ".join(clients.STATUS_LABELS[s] for s in result.elsewhere)
+    note, include = st.columns([3, 1], vertical_alignment="center")
+    note.info(f"No match under this status filter; {more:,} more in {where}.")
+    include.button(
+        f"Include {where}",
+        key="clients_include_elsewhere",
+        on_click=_include_statuses,
+        args=(list(result.elsewhere),),
+        icon=":material/add:",
+    )
 pages = max(1, -(-result.count // page_size))
 if page_number > pages:  # the list shrank since the page was chosen
     _first_page()
@@ -142,19 +199,37 @@ else:
     st.metric("Clients", f"{result.count:,}")
 
 frame = client_list_frame(result)
+# Row and cell selection: a click anywhere in a row opens the client. Column selection: a
+# header click sorts on the server (Streamlit then turns its in-browser sort off, which sorted
+# only this page and left the export in another order).
 event = st.dataframe(
     frame,
     hide_index=True,
     width="stretch",
     column_config=client_list_column_config(result.shows_balances),
-    key="clients_table",
+    key=table_key(),
     on_select="rerun",
-    selection_mode="single-row",
+    selection_mode=["single-row", "single-cell", "single-column"],
+    placeholder="",
 )
-if event.selection.rows:
-    chosen = result.rows[event.selection.rows[0]]
+selection = event.selection
+picked = [*selection.get("rows", []), *(cell[0] for cell in selection.get("cells", []))]
+if picked and picked[0] < len(result.rows):
+    chosen = result.rows[picked[0]]
     st.switch_page("pages/client.py", query_params={"client": str(chosen.client_number)})
-st.caption("Click a row to open the client.")
+arrow = "descending" if descending else "ascending"
+st.caption(
+    f"Sorted by {SORT_LABELS[sort]}, {arrow}, over all {result.count:,} clients. "
+    "Click a name or any cell to open the client; click a column header to sort by it."
+)
+
+
+def _all_matching():
+    """Every matching client in the order on screen, read when an export button is clicked."""
+    with read_session(engine) as session:
+        everything = clients.list_clients(session, **listing, limit=max(result.count, 1))
+    return client_list_frame(everything)
+
 
 nav, exports = st.columns([1, 1], vertical_alignment="bottom")
 if pages > 1:
@@ -163,4 +238,12 @@ if pages > 1:
     )
 if allowed(actor, "client.export"):
     with exports:
-        export_buttons(frame, name="clients", what="client_list", action="client.export")
+        scoped_export_buttons(
+            frame,
+            _all_matching,
+            total=result.count,
+            noun="clients",
+            name="clients",
+            what="client_list",
+            action="client.export",
+        )

@@ -7,7 +7,7 @@ from lib import documents
 from lib.db import read_session
 from lib.policy import allowed
 from ui import context, documents_tab
-from ui.export import export_buttons
+from ui.export import scoped_export_buttons
 
 PAGE_SIZE = 100
 
@@ -23,7 +23,6 @@ st.caption(
     "Forms, statements, receipts, portal invitations and reminders sent to clients. "
     f"Times are {tz} time."
 )
-documents_tab.show_notice()
 
 filters = documents_tab.log_filters("doclog", with_client=True, on_change=_first_page)
 page_number = st.session_state.get("doclog_page", 1)
@@ -61,8 +60,21 @@ if pages > 1:
     )
 if result.rows and allowed(actor, "client.export"):
     with exports:
-        export_buttons(
+        engine = context.engine()
+
+        def _all_matching():
+            """The whole filtered log, newest first as on screen, read on click."""
+            with read_session(engine) as session:
+                everything = documents.search_log(
+                    session, actor=actor, tz_name=tz, limit=max(result.total, 1), **filters
+                )
+            return documents_tab.log_frame(everything.rows, with_client=True, tz_name=tz)
+
+        scoped_export_buttons(
             documents_tab.log_frame(result.rows, with_client=True),
+            _all_matching,
+            total=result.total,
+            noun="documents",
             name="document-log",
             what="document_log",
             action="client.export",

@@ -509,3 +509,104 @@ def test_demo_practice_filters_agree_with_the_ledger_projections(demo_engine):
             assert {r.client_id for r in listed.rows} == in_bucket, bucket.key
             assert listed.count == len(in_bucket)
             assert listed.totals == _sums(listed.rows)
+
+
+# --- issue 11 item 6: letters without a decomposition, 2-digit years, #number, other statuses ---
+
+# (first, last, what a person types on a US keyboard)
+TRANSLITERATED = [
+    ("Thomas", "Østergaard", "thomas ostergaard"),
+    ("Łukasz", "Wałęsa", "lukasz walesa"),
+    ("Æsa", "Sæther", "aesa saether"),
+    ("Jürgen", "Strauß", "jurgen strauss"),
+    ("Đorđe", "Đukić", "dorde dukic"),
+]
+
+
+@pytest.mark.parametrize(("first", "last", "typed"), TRANSLITERATED)
+def test_letters_without_a_decomposition_are_found_as_typed_in_ascii(
+    engine, world, first, last, typed
+):
+    with transaction(engine) as session:
+        created = clients.create_client(
+            session, actor=world.manager, first_name=first, last_name=last, dob=date(1970, 1, 2)
+        )
+    for query in (typed, f"{first} {last}", typed.split()[1][:4]):
+        found = listing(engine, world.manager, query=query)
+        assert [r.client_id for r in found.rows] == [created.client_id], query
+
+
+def test_a_renamed_client_is_found_by_the_new_name_only(engine, world):
+    from lib import client_record
+
+    with transaction(engine) as session:
+        version = session.get(Client, world.ids["lee"]).personal_version
+        client_record.save_section(
+            session,
+            actor=world.manager,
+            client_id=world.ids["lee"],
+            section="personal",
+            changes={"last_name": "Ødegård"},
+            expected_version=version,
+        )
+    assert world.keys(listing(engine, world.manager, query="lee odegard")) == ["lee"]
+    assert world.keys(listing(engine, world.manager, query="lee park")) == []
+
+
+def test_two_digit_year_of_birth_is_never_in_the_future(engine, world):
+    with transaction(engine) as session:
+        make_client(session, first_name="Old", last_name="Timer", dob=date(1951, 12, 20))
+        make_client(session, first_name="Young", last_name="One", dob=date(2005, 3, 7))
+    for typed, name in (("12/20/51", "Timer, Old"), ("03/07/05", "One, Young")):
+        assert [r.name for r in listing(engine, world.manager, query=typed).rows] == [name]
+    today = date(2026, 12, 7)
+    assert clients.parse_date_query("12/20/51", today) == date(1951, 12, 20)
+    assert clients.parse_date_query("12-20-51", today) == date(1951, 12, 20)
+    assert clients.parse_date_query("12/07/26", today) == date(2026, 12, 7)  # today: this year
+    assert clients.parse_date_query("12/08/26", today) == date(1926, 12, 8)  # tomorrow: 1926
+    assert clients.parse_date_query("2/29/28", today) == date(1928, 2, 29)
+
+
+def test_two_digit_year_uses_the_practices_day(late_evening):
+    # 23:30 in New York is already tomorrow in UTC: a birthday "tomorrow" by the server's
+    # date is today at the practice, so it is this century's.
+    today = late_evening.date()
+    typed = today.strftime("%m/%d/%y")
+    assert clients.parse_date_query(typed) == today
+    tomorrow = today + timedelta(days=1)
+    assert clients.parse_date_query(tomorrow.strftime("%m/%d/%y")).year == tomorrow.year - 100
+
+
+@pytest.mark.parametrize("typed", ["#{n}", "# {n}", " #{n} "])
+def test_client_number_as_the_app_prints_it(engine, world, typed):
+    query = typed.format(n=world.numbers["robert"])
+    assert world.keys(listing(engine, world.manager, query=query)) == ["robert"]
+
+
+def test_a_search_with_no_match_under_the_status_filter_says_where_it_finds_clients(engine, world):
+    result = listing(engine, world.manager, query="alvarado")
+    assert result.count == 0 and result.rows == []
+    assert result.elsewhere == {"inactive": 1}
+    with transaction(engine) as session:
+        make_client(session, first_name="Inez", last_name="Alvarado", status="discharged")
+        make_client(session, first_name="Ina", last_name="Alvarado", status="discharged")
+    assert listing(engine, world.manager, query="alvarado").elsewhere == {
+        "inactive": 1,
+        "discharged": 2,
+    }
+    # Something found under the filter, or found nowhere: nothing to say.
+    assert listing(engine, world.manager, query="alv").elsewhere == {}
+    assert listing(engine, world.manager, query="zzz").elsewhere == {}
+    # The other filters still apply, and a clinician never learns of other clinicians' clients.
+    assert listing(engine, world.clinician_a, query="volkov").elsewhere == {}
+    assert listing(engine, world.manager, query="volkov").elsewhere == {"discharged": 1}
+
+
+@pytest.mark.parametrize("sort", ["email", "phone"])
+def test_every_grid_column_sorts_the_whole_list(engine, world, sort):
+    up = listing(engine, world.manager, sort=sort, statuses=ALL_STATUSES)
+    down = listing(engine, world.manager, sort=sort, statuses=ALL_STATUSES, descending=True)
+    assert len(up.rows) == len(PEOPLE)
+    key = (lambda r: r.email.lower()) if sort == "email" else (lambda r: r.phone)
+    assert [key(r) for r in up.rows] == sorted(key(r) for r in up.rows)
+    assert [key(r) for r in down.rows] == sorted((key(r) for r in up.rows), reverse=True)

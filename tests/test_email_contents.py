@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from lib import documents, forms, portal, receipts, reminder_sender, statements
+from lib import (
+    collection_reminders,
+    digest,
+    documents,
+    forms,
+    portal,
+    receipts,
+    reminder_sender,
+    statements,
+)
 from lib.demo import FORMS as DEMO_FORMS
 from lib.models import Client, LedgerEntry
 from lib.validation import ValidationError
@@ -98,6 +107,7 @@ def _emails() -> dict[str, tuple[str, str]]:
     legacy = _form(9, "Legacy", "Forms for {first_name}", "Hello {first_name},\n\nAttached.")
     found["form-legacy"] = documents.compose([legacy], first_name=first, practice_name=PRACTICE)
     found["statement"] = statements.statement_email_text(PRACTICE)
+    found["account-reminder"] = collection_reminders.reminder_text(PRACTICE)
     return found
 
 
@@ -172,7 +182,15 @@ def test_every_module_that_builds_an_email_is_covered_here():
         "lib/reminder_sender.py",
         "lib/documents.py",
         "lib/statements.py",
+        "lib/collection_reminders.py",  # the account reminder from the collections worklist
+        "lib/digest.py",  # to staff: aggregates only (tests/test_digest.py)
     }
+
+
+def test_an_account_reminder_names_no_amount_and_not_even_the_first_name():
+    subject, body = EMAILS["account-reminder"]
+    assert subject == f"A reminder from {PRACTICE}"
+    assert "$" not in body and CLIENT.first_name not in body and PRACTICE in body
 
 
 def test_a_statement_email_says_a_statement_is_attached_and_nothing_more():
@@ -203,6 +221,10 @@ def test_the_readme_says_what_each_email_contains():
             [_form(1, "f", "<the form's subject>", "b")], first_name="x", practice_name="<practice>"
         )[0],
         "statement": statements.statement_email_text("<practice>")[0],
+        "account reminder": collection_reminders.reminder_text("<practice>")[0],
+        "weekly digest": digest.digest_text(
+            "<practice>", digest.Figures(APPOINTMENT.date(), 0, 0, None, 0), "u"
+        )[0],
         "several forms": documents.compose(
             [_form(1, "f", "s", "b"), _form(2, "g", "s", "b")],
             first_name="x",

@@ -479,3 +479,38 @@ def test_an_admin_adds_a_form_phi_is_refused_and_only_real_files_are_attached(de
         "Telehealth consent.pdf",
         stored.name,
     )
+
+
+def test_the_document_log_exports_this_page_or_all_matching_rows(demo_app, app_data, downloads):
+    """Issue 11 item 7: the log's export offers the page on screen or every matching row, in
+    the order on screen."""
+    client = emailable_client(demo_app)
+    base = datetime(2024, 3, 1, 15, 0, tzinfo=UTC)
+    add_log_rows(
+        demo_app,
+        [
+            {
+                "client_id": client.id,
+                "sent_at": base + timedelta(minutes=n),
+                "recipient": client.email,
+                "form_names": f"Form {n}",
+                "status": "sent",
+            }
+            for n in range(101)
+        ],
+    )
+    total = len(log_entries(demo_app))
+    at = open_page(sign_in("manager"), "pages/document_log.py")
+    shown = list(table(at, "Client")["#"])
+    assert len(shown) == 100 < total
+
+    def exported() -> list[int]:
+        text = downloads.click(at, "export_csv_document-log").decode("utf-8-sig")
+        return [int(line.split(",")[0]) for line in text.strip().splitlines()[1:]]
+
+    assert exported() == shown
+    scope = at.radio(key="export_scope_document-log")
+    assert scope.options == ["This page (100 rows)", f"All {total:,} matching documents"]
+    scope.set_value("all").run()
+    everything = exported()
+    assert len(everything) == total and everything[:100] == shown

@@ -41,11 +41,14 @@ from lib.reminder_sender import (
     queue_due_reminders,
     reminder_text,
 )
+from lib.timeutil import utcnow
 from lib.validation import ValidationError
 from tests.factories import make_client, make_clinician, make_user
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+# Tomorrow at 14:00 UTC: the worker sends with the real clock and fails a reminder whose
+# appointment has already started, so the test's "now" must lie ahead of the real one.
+NOW = (utcnow() + timedelta(days=1)).replace(hour=14, minute=0, second=0, microsecond=0)
 PRACTICE_NAME = "Riverside Therapy"
 
 
@@ -677,8 +680,9 @@ def test_a_reminder_says_when_in_the_clients_time_zone_and_nothing_clinical():
 
 
 def test_now_without_an_offset_is_read_in_the_practice_time_zone():
-    assert parse_instant("2026-12-01T09:00", "America/New_York") == NOW
-    assert parse_instant("2026-12-01T14:00+00:00", "America/Chicago") == NOW
+    at = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+    assert parse_instant("2026-12-01T09:00", "America/New_York") == at
+    assert parse_instant("2026-12-01T14:00+00:00", "America/Chicago") == at
     with pytest.raises(ValueError):
         parse_instant("tomorrow", "America/New_York")
 
@@ -701,11 +705,11 @@ def test_the_send_reminders_command_sends_once_and_says_how_many(
             timeout=120,
         )
 
-    first = command("--now", "2026-12-01T09:00")  # the practice's time: 14:00 UTC
+    first = command("--now", NOW.isoformat())
     assert first.returncode == 0, first.stderr
     assert "Emails queued: 1." in first.stdout and "Emails sent: 1." in first.stdout
     assert "Jane" not in first.stdout and "Doe" not in first.stdout
-    second = command("--now", "2026-12-01T09:00")
+    second = command("--now", NOW.isoformat())
     assert second.returncode == 0, second.stderr
     assert "Emails queued: 0." in second.stdout
     assert "Already sent or queued earlier: 1." in second.stdout

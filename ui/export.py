@@ -154,6 +154,39 @@ def export_buttons(
     )
 
 
+def scoped_export_buttons(
+    page: pd.DataFrame,
+    everything: Callable[[], pd.DataFrame],
+    *,
+    total: int,
+    noun: str,
+    name: str,
+    what: str,
+    action: str,
+) -> None:
+    """Export buttons with a choice: the page on screen, or all ``total`` matching rows.
+
+    ``everything`` builds the whole filtered, sorted list (in the order on screen) and runs
+    only when a button is clicked; the audit entry counts the rows it held.
+    """
+    if total <= len(page):
+        export_buttons(page, name=name, what=what, action=action)
+        return
+    scope = st.radio(
+        "Export",
+        ["page", "all"],
+        format_func=lambda s: (
+            f"This page ({len(page):,} rows)" if s == "page" else f"All {total:,} matching {noun}"
+        ),
+        horizontal=True,
+        key=f"export_scope_{name}",
+    )
+    if scope == "all":
+        export_buttons(everything, name=name, what=what, action=action)
+    else:
+        export_buttons(page, name=name, what=what, action=action)
+
+
 def statements_button(
     label: str, *, client_ids: list[int], key: str, container=None, icon: str | None = None
 ) -> None:

@@ -227,3 +227,9 @@ def open_app(page: Page, url: str) -> None:
 def reload_app(page: Page) -> None:
     page.reload()
     settle(page)
+
+
+def client_heading(page: Page, number: int):
+    """The client page's heading: the client's name with "#number" beside it (plain text,
+    styled as a heading, so a typed name is never read as Markdown)."""
+    return page.locator(".st-key-client_heading_number").get_by_text(f"#{number}", exact=True)

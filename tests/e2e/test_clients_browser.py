@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from lib.clients import fold
-from tests.e2e.conftest import Server, open_app, wait_idle
+from tests.e2e.conftest import Server, client_heading, open_app, wait_idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
@@ -125,7 +125,8 @@ def _open_first_row(page: Page, number: int) -> None:
     box = canvas.bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + 16, box["y"] + HEADER_HEIGHT + ROW_HEIGHT / 2)
-    _expect_one_heading(page, f"Client #{number}")
+    expect(client_heading(page, number)).to_have_count(1)
+    wait_idle(page)
     assert page.url.endswith(f"client={number}")
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 from lib import mail, worker
 from lib.db import make_engine
 from lib.timeutil import as_utc, local_text
-from tests.e2e.conftest import Server, open_app, settle, wait_idle
+from tests.e2e.conftest import Server, client_heading, open_app, settle, wait_idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
@@ -57,7 +57,7 @@ def test_a_manager_sends_a_form_and_sees_it_in_the_log_with_the_time(page: Page,
     _sign_in(page, server)
     page.goto(f"{server.url}/client?client={number}")
     settle(page)
-    expect(page.get_by_role("heading", name=f"Client #{number}")).to_be_visible()
+    expect(client_heading(page, number)).to_be_visible()
 
     page.locator(".st-key-head_send_forms button").click()
     dialog = page.get_by_test_id("stDialog")

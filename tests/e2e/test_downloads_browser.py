@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Download, Page, expect
 
-from tests.e2e.conftest import Server, open_app, running_server, settle, wait_idle
+from tests.e2e.conftest import Server, client_heading, open_app, running_server, settle, wait_idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
@@ -155,7 +155,7 @@ def test_statements_and_the_document_log_export_answer_only_the_browser_that_cli
 
     page.goto(f"{guarded.url}/client?client={number}")
     settle(page)
-    expect(page.get_by_role("heading", name=f"Client #{number}")).to_be_visible()
+    expect(client_heading(page, number)).to_be_visible()
     page.get_by_role("tab", name="Billing").click()
     wait_idle(page)
     assert media == [], f"files published before any click: {media}"

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import create_engine, text
 
-from tests.e2e.conftest import IDLE, Server, open_app, running_server, wait_idle
+from tests.e2e.conftest import IDLE, Server, client_heading, open_app, running_server, wait_idle
 from tests.e2e.test_browser import _expect_clients_page, _sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e")]
@@ -93,7 +93,7 @@ def test_a_signup_from_a_phone_is_accepted_and_its_answers_are_on_the_client(
     assert (status, client_status) == ("accepted", "prospective")
 
     page.get_by_role("link", name=f"Open client #{number}").click()
-    expect(page.get_by_role("heading", name=f"Client #{number}")).to_be_visible()
+    expect(client_heading(page, number)).to_be_visible()
     wait_idle(page)
     page.get_by_role("tab", name="Other Information").click()
     expect(page.get_by_label("What brings you to therapy")).to_have_value(REASON)
