@@ -56,6 +56,13 @@ PAGES = (
         "Settings",
     ),
     (
+        "pages/clinicians.py",
+        "Clinicians",
+        ":material/stethoscope:",
+        "clinicians.manage",
+        "Settings",
+    ),
+    (
         "pages/users.py",
         "Staff accounts",
         ":material/admin_panel_settings:",

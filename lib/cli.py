@@ -6,6 +6,8 @@ seed-demo      load the demo practice into an empty database (``--clients N``; `
                for `make run`: reuse a demo database, refuse a real practice's)
 demo-logins    print the demo logins as a table
 create-user    create a staff account (the first admin: ``--role admin``)
+create-clinician  add a clinician (``--first``, ``--last``; optionally credentials, email,
+               default service code and the username of their staff account)
 reset-password set a new password for a staff account
 reconcile      check ledger = stored balances = aging; exit 1 when anything disagrees
 send-reminders queue due appointment reminders and send the email outbox once
@@ -27,7 +29,7 @@ import sys
 import threading
 from pathlib import Path
 
-from lib import auth, backup, mail, restore, worker
+from lib import auth, backup, clinicians, mail, restore, services, worker
 from lib.config import ConfigurationError, cookie_key_for, load_settings
 from lib.db import DatabaseNotReady, check_ready, make_engine, read_session, transaction
 from lib.demo import DEMO_LOGINS, DemoRefused, is_demo_database, seed_demo
@@ -36,6 +38,7 @@ from lib.money import format_cents
 from lib.policy import ALL_ROLES
 from lib.reconcile import reconcile
 from lib.reminder_sender import parse_instant
+from lib.validation import ValidationError
 
 
 def _engine():
@@ -136,6 +139,34 @@ def cmd_create_user(args) -> int:
         print(f"Not created: {exc}", file=sys.stderr)
         return 2
     print(f"Created {args.role} account {auth.normalise_username(args.username)!r}.")
+    return 0
+
+
+def cmd_create_clinician(args) -> int:
+    engine = _engine()
+    check_ready(engine)
+    changes = {
+        "first_name": args.first,
+        "last_name": args.last,
+        "credentials": args.credentials or "",
+        "email": args.email or "",
+        "username": args.username or "",
+    }
+    try:
+        with transaction(engine) as session:
+            if args.default_service:
+                codes = {s.code.lower(): s.service_id for s in services.list_services(session)}
+                if args.default_service.lower() not in codes:
+                    raise ValidationError(
+                        {"default_service_id": f"There is no service {args.default_service!r}."}
+                    )
+                changes["default_service_id"] = codes[args.default_service.lower()]
+            clinician_id = clinicians.save_clinician(session, actor=None, changes=changes)
+    except ValidationError as exc:
+        for message in exc.errors.values():
+            print(f"Not created: {message}", file=sys.stderr)
+        return 2
+    print(f"Created clinician {args.first} {args.last} (id {clinician_id}).")
     return 0
 
 
@@ -304,6 +335,14 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--clinician-id", type=int)
     create.add_argument("--password-stdin", action="store_true")
     create.set_defaults(func=cmd_create_user)
+    clin = sub.add_parser("create-clinician", help="add a clinician")
+    clin.add_argument("--first", required=True, help="first name")
+    clin.add_argument("--last", required=True, help="last name")
+    clin.add_argument("--credentials", help="like LCSW or PhD")
+    clin.add_argument("--email")
+    clin.add_argument("--default-service", metavar="CODE", help="a service code, like 90834")
+    clin.add_argument("--username", help="link this staff account to the clinician")
+    clin.set_defaults(func=cmd_create_clinician)
     reset = sub.add_parser("reset-password", help="set a new password for an account")
     reset.add_argument("--username", required=True)
     reset.add_argument("--password-stdin", action="store_true")

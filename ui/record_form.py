@@ -284,11 +284,13 @@ class RecordForm:
         write: Callable[[Session, dict[str, Any], Any], Any],
         *,
         saved_notice: str = "Saved.",
+        on_saved: Callable[[], None] | None = None,
     ) -> None:
         """Run ``write(session, changes, version_shown)`` in one transaction.
 
         On success the snapshot is dropped (the next run shows the stored record under new
-        keys) and ``saved_notice`` shows there. Field errors go next to their fields and
+        keys) and ``saved_notice`` shows there; ``on_saved`` runs first (a page that keeps its
+        own confirmation on screen). Field errors go next to their fields and
         nothing is written; a refusal keeps the user's typing and lists the unsaved edits.
         """
         if not changes:
@@ -309,6 +311,8 @@ class RecordForm:
         except PermissionDenied as exc:
             st.error(str(exc))
             return
+        if on_saved is not None:
+            on_saved()
         self._snap.refresh = True
         self._snap.notice = saved_notice
         self._snap.unsaved, self._snap.unsaved_text, self._snap.stale = {}, [], ""
