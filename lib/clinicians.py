@@ -102,6 +102,22 @@ def _validate(session: Session, values: dict) -> dict:
     return v.values
 
 
+def _refuse_same_name(session: Session, values: dict, clinician_id: int | None) -> None:
+    """Two clinicians with one name could not be told apart (the import finds clinicians by
+    name); it also makes a double-clicked "Add clinician" add one, not two."""
+    same = session.scalar(
+        select(Clinician.id).where(
+            func.lower(Clinician.first_name) == values["first_name"].lower(),
+            func.lower(Clinician.last_name) == values["last_name"].lower(),
+            Clinician.id != (clinician_id or 0),
+        )
+    )
+    if same is not None:
+        raise ValidationError(
+            {"last_name": "There is already a clinician with this name; edit that one instead."}
+        )
+
+
 def _link_account(
     session: Session, *, actor: Actor | None, clinician_id: int, username: str | None
 ) -> None:
@@ -175,6 +191,7 @@ def save_clinician(
         raise ValueError(f"unknown clinician fields {sorted(unknown)}")
     if clinician_id is None:
         values = _validate(session, {"active": True, **changes})
+        _refuse_same_name(session, values, None)
         clinician = Clinician(**values, version=1)
         session.add(clinician)
         session.flush()
@@ -207,6 +224,8 @@ def save_clinician(
     before_all = {f: getattr(current, f) for f in FIELDS}
     values = _validate(session, {**before_all, **{k: v for k, v in changes.items() if k in FIELDS}})
     new = {f: values[f] for f in FIELDS if f in changes}
+    if "first_name" in new or "last_name" in new:
+        _refuse_same_name(session, values, clinician_id)
     if "username" in changes:
         _link_account(session, actor=actor, clinician_id=clinician_id, username=changes["username"])
     result = session.execute(
