@@ -9,6 +9,9 @@ create-user    create a staff account (the first admin: ``--role admin``)
 create-clinician  add a clinician (``--first``, ``--last``; optionally credentials, email,
                default service code and the username of their staff account)
 reset-password set a new password for a staff account
+import-clients import clients (and opening balances) from a CSV or XLSX file: ``--dry-run``
+               checks only; ``--map FIELD=COLUMN``; ``--skip-invalid``;
+               ``--allow-possible-duplicates``; ``--date-order MDY|DMY``
 reconcile      check ledger = stored balances = aging; exit 1 when anything disagrees
 send-reminders queue due appointment reminders and send the email outbox once
                (``--now ISO`` to act as if it were then)
@@ -29,7 +32,7 @@ import sys
 import threading
 from pathlib import Path
 
-from lib import auth, backup, clinicians, mail, restore, services, worker
+from lib import auth, backup, client_import, clinicians, mail, restore, services, worker
 from lib.config import ConfigurationError, cookie_key_for, load_settings
 from lib.db import DatabaseNotReady, check_ready, make_engine, read_session, transaction
 from lib.demo import DEMO_LOGINS, DemoRefused, is_demo_database, seed_demo
@@ -168,6 +171,37 @@ def cmd_create_clinician(args) -> int:
         return 2
     print(f"Created clinician {args.first} {args.last} (id {clinician_id}).")
     return 0
+
+
+def cmd_import_clients(args) -> int:
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        print(f"Cannot read {path}: {exc.strerror}.", file=sys.stderr)
+        return 2
+    engine = _engine()
+    check_ready(engine)
+    try:
+        overrides = client_import.headers.parse_overrides(args.map or [])
+        report = client_import.run_import(
+            engine,
+            actor=None,
+            data=data,
+            filename=path.name,
+            overrides=overrides,
+            dry_run=args.dry_run,
+            skip_invalid=args.skip_invalid,
+            allow_possible_duplicates=args.allow_possible_duplicates,
+            date_order=args.date_order,
+            source=f"the command line (user {getpass.getuser()})",
+        )
+    except (client_import.FileProblem, client_import.MappingProblem) as exc:
+        print(f"Nothing was imported: {exc}", file=sys.stderr)
+        return 2
+    for line in report.lines():
+        print(line)
+    return report.exit_code
 
 
 def cmd_reset_password(args) -> int:
@@ -347,6 +381,31 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--username", required=True)
     reset.add_argument("--password-stdin", action="store_true")
     reset.set_defaults(func=cmd_reset_password)
+    imp = sub.add_parser("import-clients", help="import clients from a CSV or XLSX file")
+    imp.add_argument("file", metavar="FILE", help="a .csv or .xlsx file, one client a row")
+    imp.add_argument(
+        "--map",
+        action="append",
+        metavar="FIELD=COLUMN",
+        help="use this column for this field (repeatable); FIELD= ignores the field",
+    )
+    imp.add_argument("--dry-run", action="store_true", help="check every row, write nothing")
+    imp.add_argument(
+        "--skip-invalid", action="store_true", help="import the valid rows when some are invalid"
+    )
+    imp.add_argument(
+        "--allow-possible-duplicates",
+        action="store_true",
+        help="import rows that only look like an existing client",
+    )
+    imp.add_argument(
+        "--date-order",
+        choices=("MDY", "DMY"),
+        default="MDY",
+        type=str.upper,
+        help="3/7/1985 is March 7 (MDY, the default) or 3 July (DMY)",
+    )
+    imp.set_defaults(func=cmd_import_clients)
     back = sub.add_parser("backup", help="back up the database and data/ into one archive")
     back.add_argument("--to", metavar="FILE", help="default: data/backups/clientdesk-….tar.gz")
     back.set_defaults(func=cmd_backup)
