@@ -8,10 +8,10 @@ manager can act on, naming the field and never echoing the row's personal data.
 from __future__ import annotations
 
 import re
-
-import phonenumbers
 from dataclasses import dataclass, field
 from datetime import date
+
+import phonenumbers
 
 from lib.clients import STATUS_LABELS, digits, fold
 from lib.money import MoneyError, parse_amount
