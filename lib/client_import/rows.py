@@ -196,16 +196,17 @@ def parse_date(text: str, *, order: str = "MDY", today: date) -> date:
         if m := _DATE_SLASH.fullmatch(raw):
             a, b = int(m[1]), int(m[2])
             month, day = (a, b) if order == "MDY" else (b, a)
-            if month > 12 and day <= 12:
-                other = "DMY" if order == "MDY" else "MDY"
-                raise FieldError(
-                    f"is not a date with the {'month' if order == 'MDY' else 'day'} first; "
-                    f"if the file puts the {'day' if order == 'MDY' else 'month'} first, "
-                    f"import with date order {other}"
-                )
-            return date(_year(m[3], today), month, day)
+            if not (month > 12 and day <= 12):
+                return date(_year(m[3], today), month, day)
     except ValueError:
         raise FieldError("is not a real date (check the day and month)") from None
+    if _DATE_SLASH.fullmatch(raw):
+        other = "DMY" if order == "MDY" else "MDY"
+        first, then = ("month", "day") if order == "MDY" else ("day", "month")
+        raise FieldError(
+            f"is not a date with the {first} first; if the file puts the {then} first, "
+            f"import with date order {other}"
+        )
     raise FieldError("is not a date ClientDesk understands (use 3/7/1985 or 1985-03-07)")
 
 
