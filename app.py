@@ -31,6 +31,13 @@ PAGES = (
     ("pages/client_new.py", "Add client", ":material/person_add:", "client.create", None),
     ("pages/intake_review.py", "Intake review", ":material/inbox:", "intake.review", "Clients"),
     (
+        "pages/import_clients.py",
+        "Import clients",
+        ":material/upload_file:",
+        "clients.import",
+        "Clients",
+    ),
+    (
         "pages/balances.py",
         "Outstanding balances",
         ":material/bar_chart:",
