@@ -18,6 +18,7 @@ send-reminders queue due appointment reminders and send the email outbox once
 worker         run until stopped: send the email outbox and due reminders every minute
 check          exit 0 when the database is reachable and migrated (and, in demo mode or with a
                key in the environment, the cookie key is allowed for this database)
+export-all     every practice table as CSV in one zip with a README (``--to FILE.zip``)
 backup         write one archive of the database and data/ (``--to FILE``), online
 restore        restore such an archive (``--force`` replaces a target that holds data)
 """
@@ -32,7 +33,17 @@ import sys
 import threading
 from pathlib import Path
 
-from lib import auth, backup, client_import, clinicians, mail, restore, services, worker
+from lib import (
+    auth,
+    backup,
+    client_import,
+    clinicians,
+    data_export,
+    mail,
+    restore,
+    services,
+    worker,
+)
 from lib.config import ConfigurationError, cookie_key_for, load_settings
 from lib.db import DatabaseNotReady, check_ready, make_engine, read_session, transaction
 from lib.demo import DEMO_LOGINS, DemoRefused, is_demo_database, seed_demo
@@ -202,6 +213,25 @@ def cmd_import_clients(args) -> int:
     for line in report.lines():
         print(line)
     return report.exit_code
+
+
+def cmd_export_all(args) -> int:
+    target = Path(args.to)
+    if target.suffix.lower() != ".zip":
+        print("--to must name a .zip file.", file=sys.stderr)
+        return 2
+    engine = _engine()
+    check_ready(engine)
+    with transaction(engine) as session:  # one snapshot of every table, and its audit row
+        result = data_export.export_all(
+            session, actor=None, source=f"the command line (user {getpass.getuser()})"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(result.data)
+    print(
+        f"Exported {len(result.tables)} tables ({sum(result.tables.values()):,} rows) to {target}."
+    )
+    return 0
 
 
 def cmd_reset_password(args) -> int:
@@ -406,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="3/7/1985 is March 7 (MDY, the default) or 3 July (DMY)",
     )
     imp.set_defaults(func=cmd_import_clients)
+    exp = sub.add_parser("export-all", help="every practice table as CSV in one zip")
+    exp.add_argument("--to", required=True, metavar="FILE.zip")
+    exp.set_defaults(func=cmd_export_all)
     back = sub.add_parser("backup", help="back up the database and data/ into one archive")
     back.add_argument("--to", metavar="FILE", help="default: data/backups/clientdesk-….tar.gz")
     back.set_defaults(func=cmd_backup)

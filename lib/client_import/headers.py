@@ -245,6 +245,19 @@ FIELDS: tuple[Field, ...] = (
         ),
     ),
     Field(
+        "opening_client_credit",
+        "opening client credit",
+        (
+            "opening client credit",
+            "client credit",
+            "unapplied credit",
+            "credit",
+            "credit balance",
+            "opening credit",
+            "prepaid",
+        ),
+    ),
+    Field(
         "opening_payer",
         "payer of the opening insurance balance",
         (
@@ -293,6 +306,8 @@ for _field in FIELDS:
 
 def _field_for(header: str) -> str | None:
     key = normalise(header)
+    if key.endswith(" cents"):  # "client_due_cents": the same field, counted in cents
+        key = key[: -len(" cents")]
     if not key:
         return None
     for candidate in (key, key.replace(" ", "")):
@@ -308,6 +323,15 @@ def _field_for(header: str) -> str | None:
 class Mapping:
     columns: dict[str, int]  # field key -> column index
     headers: list[str]
+
+    @property
+    def cents(self) -> set[str]:
+        """Money fields whose column holds cents, not dollars ("client_due_cents")."""
+        return {
+            k
+            for k, i in self.columns.items()
+            if k.startswith("opening_") and normalise(self.headers[i]).endswith("cents")
+        }
 
     @property
     def unmatched(self) -> list[str]:

@@ -56,6 +56,16 @@ def _dialect(text: str) -> csv.Dialect | type[csv.Dialect]:
         return Guessed
 
 
+FORMULA_GUARD = ("'=", "'+", "'-", "'@")
+
+
+def _cell(text: str) -> str:
+    """A cell's text, without the apostrophe an export puts before '=', '+', '-' or '@' so a
+    spreadsheet does not run it (ClientDesk's own export does this too)."""
+    text = text.strip()
+    return text[1:] if text.startswith(FORMULA_GUARD) else text
+
+
 def _blank(cells: list[str]) -> bool:
     return not any(c.strip() for c in cells)
 
@@ -72,11 +82,11 @@ def read_csv(data: bytes) -> Table:
         if headers is None:
             if _blank(cells):
                 continue
-            headers = [c.strip() for c in cells]
+            headers = [_cell(c) for c in cells]
             continue
         if _blank(cells):
             continue
-        rows.append((number, [c.strip() for c in cells]))
+        rows.append((number, [_cell(c) for c in cells]))
         if len(rows) > MAX_ROWS:
             raise FileProblem(f"The file has more than {MAX_ROWS:,} rows; split it.")
     if headers is None:

@@ -155,6 +155,7 @@ class Context:
     clinicians: dict[str, int] = field(default_factory=dict)  # folded name -> id
     clinician_names: list[str] = field(default_factory=list)  # active, for messages
     payers: dict[str, int] = field(default_factory=dict)  # folded name -> id
+    cents: set[str] = field(default_factory=set)  # money fields given in cents
 
 
 @dataclass
@@ -215,10 +216,14 @@ def _text(label: str, value: str, max_len: int, required: bool = False) -> str:
     return clean_text(text, label=label, required=required, max_len=max_len)
 
 
-def _amount(value: str) -> int:
+def _amount(value: str, cents: bool = False) -> int:
     raw = (value or "").strip()
     if not raw or raw in ("0", "0.00", "$0.00", "-"):
         return 0
+    if cents:
+        if not raw.isdigit():
+            raise MoneyError("Use a whole number of cents, like 12050 for $120.50.")
+        return int(raw)
     return parse_amount(raw, allow_zero=True)
 
 
@@ -240,7 +245,7 @@ def parse_row(number: int, cells: dict[str, str], ctx: Context) -> Row:
     """``cells``: field key -> the text of its column in this row (missing: not in the file)."""
     errors: list[str] = []
     values: dict = {}
-    opening: dict = {"client_due_cents": 0, "insurance_pending_cents": 0}
+    opening: dict = {"client_due_cents": 0, "insurance_pending_cents": 0, "credit_cents": 0}
 
     def check(label: str, fn, *args, **kwargs):
         try:
@@ -344,9 +349,18 @@ def parse_row(number: int, cells: dict[str, str], ctx: Context) -> Row:
             errors.append("Client since is in the future.")
         values["client_since"] = since
 
-    due = check("opening client due", _amount, get("opening_client_due")) or 0
-    pending = check("opening insurance pending", _amount, get("opening_insurance_pending")) or 0
+    def money(key: str, label: str) -> int:
+        return check(label, _amount, get(key), key in ctx.cents) or 0
+
+    due = money("opening_client_due", "opening client due")
+    pending = money("opening_insurance_pending", "opening insurance pending")
+    credit = money("opening_client_credit", "opening client credit")
+    if due and credit:
+        errors.append(
+            "Opening client due and opening client credit are both given; give one, the difference."
+        )
     opening["client_due_cents"], opening["insurance_pending_cents"] = due, pending
+    opening["credit_cents"] = credit
     payer = " ".join(get("opening_payer").split())
     opening["payer_id"] = ctx.payers.get(fold(payer)) if payer else None
     opening["payer_name"] = "" if opening["payer_id"] else payer[:120]
@@ -364,6 +378,8 @@ def parse_row(number: int, cells: dict[str, str], ctx: Context) -> Row:
         opening["service_date"] = dos
     elif due or pending:
         errors.append("Date of service of the opening balance is missing.")
+    elif credit:
+        opening["service_date"] = ctx.today  # a credit is not aged: dated the import's day
     return Row(number, values, opening, errors)
 
 

@@ -20,6 +20,7 @@ from lib.policy import Actor
 from .rows import Row
 
 OPENING_MEMO = "Opening balance"
+CREDIT_MEMO = "Opening balance (credit)"
 CHUNK = 1000
 
 
@@ -137,6 +138,24 @@ def write_rows(
                         "created_by": actor.user_id if actor else None,
                     }
                 )
+    for r in rows:  # after the charges, so a credit never pays the client's opening charge
+        if r.opening["credit_cents"]:
+            entries.append(
+                {
+                    "client_id": ids[r.number],
+                    "kind": "payment",
+                    "responsibility": "client",
+                    "amount_cents": r.opening["credit_cents"],
+                    "service_date": r.opening["service_date"],
+                    "posted_at": now,
+                    "method": "other",
+                    "memo": CREDIT_MEMO,
+                    "idempotency_key": opening_key(ids[r.number], "credit"),
+                    "created_by": actor.user_id if actor else None,
+                }
+            )
+    blank = {"method": "", "clinician_id": None, "payer_id": None, "payer_name": ""}
+    entries = [blank | e for e in entries]  # one shape, so each chunk is one statement
     for start in range(0, len(entries), CHUNK):
         session.execute(insert(LedgerEntry), entries[start : start + CHUNK])
     ledger.refresh_clients(session, {e["client_id"] for e in entries})
@@ -147,10 +166,11 @@ def write_rows(
         after = {k: v for k, v in r.values.items() if v not in (None, "")} | {
             "client_number": numbers[r.number]
         }
-        if o["client_due_cents"] or o["insurance_pending_cents"]:
+        if o["client_due_cents"] or o["insurance_pending_cents"] or o["credit_cents"]:
             after |= {
                 "opening_client_due_cents": o["client_due_cents"],
                 "opening_insurance_pending_cents": o["insurance_pending_cents"],
+                "opening_client_credit_cents": o["credit_cents"],
                 "opening_service_date": o["service_date"],
             }
         audit_rows.append(
