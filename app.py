@@ -84,6 +84,13 @@ PAGES = (
         "Settings",
     ),
     ("pages/audit_log.py", "Audit log", ":material/history:", "audit.view", "Settings"),
+    (
+        "pages/export_data.py",
+        "Export all data",
+        ":material/archive:",
+        "data.export_all",
+        "Settings",
+    ),
     ("pages/account.py", "My account", ":material/person:", None, "You"),
     ("pages/intake_public.py", "New client intake", ":material/edit_note:", PUBLIC, None),
     ("pages/portal_accept.py", "Portal invitation", ":material/key:", PUBLIC, None),

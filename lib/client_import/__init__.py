@@ -193,6 +193,7 @@ def _check(
 ) -> list[rows.Row]:
     """Every row's outcome into ``report``; returns the rows to write."""
     ctx = _context(session, report.date_order)
+    ctx.cents = mapping.cents
     index = duplicates.load_practice(session)
     accepted: list[rows.Row] = []
     for number, cells in table.rows:

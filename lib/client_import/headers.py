@@ -282,6 +282,8 @@ FIELDS: tuple[Field, ...] = (
             "opening balance date",
             "as of",
             "as of date",
+            "oldest unpaid dos",
+            "oldest unpaid date of service",
         ),
     ),
 )
