@@ -374,9 +374,9 @@ def refresh_clients(session: Session, client_ids: Iterable[int], *, chunk: int =
             for k in client_totals.SUMS:
                 group[k] += balance[k] - (before[k] or 0)
         if all_items:
-            session.execute(insert(OpenCharge), all_items)
+            session.execute(insert(OpenCharge.__table__), all_items)
         if all_credits:
-            session.execute(insert(InsuranceCredit), all_credits)
+            session.execute(insert(InsuranceCredit.__table__), all_credits)
         session.execute(update(Client), balances)  # bulk UPDATE by primary key
         for (status, clinician_id), group in sorted(
             deltas.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lib.clients import DUPLICATE_THRESHOLD, digits, fold, last_name_key, score_match
+from lib import clients
+from lib.clients import DUPLICATE_THRESHOLD, digits, last_name_key
 from lib.models import Client
 
 
-@dataclass(frozen=True)
-class Known:
-    """A client of the practice (``client_number``) or an accepted row of the file (``row``)."""
+class Known(NamedTuple):
+    """A client of the practice (``client_number``) or an accepted row of the file (``row``).
+    A tuple: a practice of 100,000 clients makes 100,000 of these."""
 
     client_number: int | None
     row: int | None
@@ -66,22 +69,24 @@ def _phones(phone_digits: str) -> list[str]:
 @dataclass
 class Index:
     by_old_id: dict[str, Known] = field(default_factory=dict)
-    by_name_dob: dict[tuple[str, str, date], Known] = field(default_factory=dict)
     by_dob: dict[date, list[Known]] = field(default_factory=dict)
     by_email: dict[str, list[Known]] = field(default_factory=dict)
     by_phone: dict[str, list[Known]] = field(default_factory=dict)
+    # Names repeat across a practice: each distinct one is folded once per import (this cache
+    # lives as long as the import's index, no longer).
+    fold: object = field(default_factory=lambda: lru_cache(maxsize=None)(clients.fold))
 
     def add(self, known: Known) -> None:
         if known.old_system_id:
             self.by_old_id.setdefault(known.old_system_id.strip().lower(), known)
         if known.dob is not None:
-            key = (fold(known.first_name), fold(known.last_name), known.dob)
-            self.by_name_dob.setdefault(key, known)
             self.by_dob.setdefault(known.dob, []).append(known)
         if known.email_norm:
             self.by_email.setdefault(known.email_norm, []).append(known)
-        for phone in _phones(known.phone_digits):
-            self.by_phone.setdefault(phone, []).append(known)
+        if known.phone_digits:
+            for phone in known.phone_digits.split():
+                if len(phone) >= 10:
+                    self.by_phone.setdefault(phone[-10:], []).append(known)
 
     def check(self, values: dict) -> Verdict:
         """Duplicate: the same old system id, or else the same name and date of birth.
@@ -90,12 +95,12 @@ class Index:
         if old_id and old_id in self.by_old_id:
             return Verdict("duplicate", self.by_old_id[old_id], ("same old system id",), 100)
         dob = values.get("dob")
-        if dob is not None:
-            same = self.by_name_dob.get(
-                (fold(values["first_name"]), fold(values["last_name"]), dob)
-            )
-            if same is not None:
-                return Verdict("duplicate", same, ("same name and date of birth",), 100)
+        if dob is not None and dob in self.by_dob:
+            fold = self.fold
+            name = (fold(values["first_name"]), fold(values["last_name"]))
+            for known in self.by_dob[dob]:
+                if (fold(known.first_name), fold(known.last_name)) == name:
+                    return Verdict("duplicate", known, ("same name and date of birth",), 100)
         email = (values.get("email") or "").strip().lower()
         phone_digits = " ".join(
             d
@@ -112,7 +117,7 @@ class Index:
         best: Verdict = Verdict("new")
         for known in seen.values():
             for phone in _phones(phone_digits) or [""]:
-                score, reasons = score_match(
+                score, reasons = clients.score_match(
                     first_name=values["first_name"],
                     last_name=values["last_name"],
                     dob=dob,
@@ -158,7 +163,10 @@ def load_practice(session: Session) -> Index:
         Client.phone_digits,
         Client.last_name_key,
         Client.old_system_id,
-    ).execution_options(yield_per=5000)
-    for row in session.execute(query):
-        index.add(Known(row[0], None, *row[1:]))
+    )
+    # A Core result on the session's connection: no ORM row processing for 100,000 rows.
+    result = session.connection().execute(query.execution_options(yield_per=10000))
+    add = index.add
+    for row in result:
+        add(Known(row[0], None, *row[1:]))
     return index

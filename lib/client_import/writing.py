@@ -84,17 +84,22 @@ def write_rows(
     first = int(session.scalar(select(func.coalesce(func.max(Client.client_number), 999))) + 1)
     numbers: dict[int, int] = {}
     ids: dict[int, int] = {}  # row number -> client id
-    for start in range(0, len(rows), CHUNK):
-        part = rows[start : start + CHUNK]
-        params = [_client_row(r, first + start + i, actor, now) for i, r in enumerate(part)]
-        created = session.execute(
-            insert(Client).returning(Client.id, Client.client_number, sort_by_parameter_order=True),
-            params,
+    conn = session.connection()  # Core executemany: one batched INSERT per chunk
+    params = [_client_row(r, first + i, actor, now) for i, r in enumerate(rows)]
+    for start in range(0, len(params), CHUNK):
+        conn.execute(insert(Client.__table__), params[start : start + CHUNK])
+    by_number = dict(
+        conn.execute(
+            select(Client.client_number, Client.id).where(
+                Client.client_number.between(first, first + len(rows) - 1)
+            )
         ).all()
-        for r, (cid, number) in zip(part, created, strict=True):
-            ids[r.number], numbers[r.number] = cid, number
-    session.execute(
-        insert(ClientStatusChange),
+    )
+    for i, r in enumerate(rows):
+        numbers[r.number] = first + i
+        ids[r.number] = by_number[first + i]
+    conn.execute(
+        insert(ClientStatusChange.__table__),
         [
             {
                 "client_id": ids[r.number],
@@ -157,7 +162,7 @@ def write_rows(
     blank = {"method": "", "clinician_id": None, "payer_id": None, "payer_name": ""}
     entries = [blank | e for e in entries]  # one shape, so each chunk is one statement
     for start in range(0, len(entries), CHUNK):
-        session.execute(insert(LedgerEntry), entries[start : start + CHUNK])
+        conn.execute(insert(LedgerEntry.__table__), entries[start : start + CHUNK])
     ledger.refresh_clients(session, {e["client_id"] for e in entries})
 
     audit_rows = []
@@ -188,5 +193,5 @@ def write_rows(
             }
         )
     for start in range(0, len(audit_rows), CHUNK):
-        session.execute(insert(AuditEntry), audit_rows[start : start + CHUNK])
+        conn.execute(insert(AuditEntry.__table__), audit_rows[start : start + CHUNK])
     return numbers, len(entries)
