@@ -58,6 +58,14 @@ LAST = [
 ]
 
 
+def _letters(n: int) -> str:
+    out = ""
+    for _ in range(6):
+        n, r = divmod(n, 26)
+        out += "bcdfghjklmnpqrstvwxzaeiouy"[r]
+    return out.capitalize()
+
+
 def make_file(rows: int, seed: int, clinician_names: list[str]) -> bytes:
     rnd = random.Random(seed)
     out = io.StringIO()
@@ -84,7 +92,8 @@ def make_file(rows: int, seed: int, clinician_names: list[str]) -> bytes:
     tag = f"{seed:x}"
     for i in range(rows):
         first = rnd.choice(FIRST)
-        last = rnd.choice(LAST) + f"-{tag}{i}"
+        # Letters first, so the sound-alike key differs too: every row is a new client.
+        last = _letters(seed * 100_000 + i) + "-" + rnd.choice(LAST)
         formats = ("{m}/{d}/{y}", "{y}-{m:02d}-{d:02d}", "{d:02d}.{m:02d}.{y}")
         dob = rnd.choice(formats).format(
             m=rnd.randint(1, 12), d=rnd.randint(1, 28), y=rnd.randint(1940, 2015)
