@@ -91,7 +91,7 @@ def make_file(rows: int, seed: int, clinician_names: list[str]) -> bytes:
     )
     tag = f"{seed:x}"
     for i in range(rows):
-        first = rnd.choice(FIRST)
+        first = f"{rnd.choice(FIRST)}-{_letters(i)[:3]}"  # hyphenated, varied
         # Letters first, so the sound-alike key differs too: every row is a new client.
         last = _letters(seed * 100_000 + i) + "-" + rnd.choice(LAST)
         formats = ("{m}/{d}/{y}", "{y}-{m:02d}-{d:02d}", "{d:02d}.{m:02d}.{y}")
