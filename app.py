@@ -15,7 +15,7 @@ from lib.config import ConfigurationError
 from lib.db import DatabaseNotReady
 from lib.policy import ROLE_LABELS, PermissionDenied, allowed
 from lib.timeutil import utcnow
-from ui import context, record_form
+from ui import context, flash, record_form
 from ui.login import LAST_ACTIVITY, sign_out, signed_in_actor
 
 st.set_page_config(page_title="ClientDesk", page_icon="🗂️", layout="wide")
@@ -124,58 +124,59 @@ if needed == PUBLIC:
         st.error("Something went wrong. Please try again later.")
     st.stop()
 
-settings = context.settings()
-try:
-    actor, authenticator = signed_in_actor(settings)
-except ConfigurationError as exc:
-    st.title("ClientDesk is not configured")
-    st.error(str(exc))
-    st.stop()
+# One run, from here on: a message shown before a rerun is shown again after it (ui/flash.py).
+with flash.kept_across_rerun():
+    flash.show_flash()
+    settings = context.settings()
+    try:
+        actor, authenticator = signed_in_actor(settings)
+    except ConfigurationError as exc:
+        st.title("ClientDesk is not configured")
+        st.error(str(exc))
+        st.stop()
 
-if actor is None:
-    st.stop()
+    if actor is None:
+        st.stop()
 
+    @st.fragment(run_every=timedelta(seconds=60))
+    def _idle_watch() -> None:
+        """Reruns the app once the idle limit passes, so the sign-out happens on screen."""
+        last = st.session_state.get(LAST_ACTIVITY)
+        if last and utcnow() - last > timedelta(minutes=settings.idle_minutes):
+            st.rerun(scope="app")
 
-@st.fragment(run_every=timedelta(seconds=60))
-def _idle_watch() -> None:
-    """Reruns the app once the idle limit passes, so the sign-out happens on screen."""
-    last = st.session_state.get(LAST_ACTIVITY)
-    if last and utcnow() - last > timedelta(minutes=settings.idle_minutes):
-        st.rerun(scope="app")
+    with st.sidebar:
+        st.markdown("### ClientDesk")
+        st.caption(f"{actor.display_name} · {ROLE_LABELS[actor.role]}")
+        for section in SECTIONS:
+            links = [
+                (path, title, icon)
+                for path, title, icon, action, where in PAGES
+                if where == section and (action is None or allowed(actor, action))
+            ]
+            if links:
+                st.caption(section)
+            for path, title, icon in links:
+                st.page_link(registered[path], label=title, icon=icon)
+        if st.button("Sign out", key="sign_out", icon=":material/logout:"):
+            sign_out(authenticator, actor)
+            st.rerun()
+        _idle_watch()
 
+    if current is not registered["pages/client.py"]:
+        st.session_state.pop("cd_client_opened", None)  # the next open of a client is audited
+    record_form.forget_all_on_page_change(current.url_path)  # no form state outlives its page
 
-with st.sidebar:
-    st.markdown("### ClientDesk")
-    st.caption(f"{actor.display_name} · {ROLE_LABELS[actor.role]}")
-    for section in SECTIONS:
-        links = [
-            (path, title, icon)
-            for path, title, icon, action, where in PAGES
-            if where == section and (action is None or allowed(actor, action))
-        ]
-        if links:
-            st.caption(section)
-        for path, title, icon in links:
-            st.page_link(registered[path], label=title, icon=icon)
-    if st.button("Sign out", key="sign_out", icon=":material/logout:"):
-        sign_out(authenticator, actor)
-        st.rerun()
-    _idle_watch()
+    if needed is not None and not allowed(actor, needed):
+        st.error("Your role does not give access to this page.")
+        st.stop()
 
-if current is not registered["pages/client.py"]:
-    st.session_state.pop("cd_client_opened", None)  # the next open of a client is audited
-record_form.forget_all_on_page_change(current.url_path)  # no form state outlives its page
-
-if needed is not None and not allowed(actor, needed):
-    st.error("Your role does not give access to this page.")
-    st.stop()
-
-try:
-    current.run()
-except PermissionDenied as exc:
-    st.error(str(exc))
-except DatabaseNotReady as exc:
-    st.error(str(exc))
-except Exception as exc:  # the user never sees a traceback (st.rerun/stop are not Exception)
-    log.error("page %s failed: %s", current.title, type(exc).__name__)
-    st.error("Something went wrong on this page and nothing was saved. Please try again.")
+    try:
+        current.run()
+    except PermissionDenied as exc:
+        st.error(str(exc))
+    except DatabaseNotReady as exc:
+        st.error(str(exc))
+    except Exception as exc:  # the user never sees a traceback (st.rerun/stop are not Exception)
+        log.error("page %s failed: %s", current.title, type(exc).__name__)
+        st.error("Something went wrong on this page and nothing was saved. Please try again.")

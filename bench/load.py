@@ -34,19 +34,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import os  # noqa: E402
 
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import Engine, make_url  # noqa: E402
 
 from lib import aging, auth, clients, postings  # noqa: E402
 from lib import client_record as cr  # noqa: E402
+from lib.config import driver_url, setting  # noqa: E402
 from lib.db import make_engine, read_session, upgrade, write  # noqa: E402
 from lib.demo import seed_demo  # noqa: E402
 from lib.models import AuditEntry, Client, LedgerEntry, User  # noqa: E402
 from lib.reconcile import reconcile  # noqa: E402
-
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 @dataclass
@@ -265,9 +263,7 @@ def find_lost(engine: Engine, result: LoadResult) -> Lost:
 def _fresh_database(engine_name: str, folder: Path) -> tuple[str, Callable[[], None]]:
     if engine_name == "sqlite":
         return f"sqlite:///{folder / 'load.db'}", lambda: None
-    server = (os.environ.get("BENCH_DATABASE_URL") or PG_SERVER).replace(
-        "postgresql://", "postgresql+psycopg://", 1
-    )
+    server = driver_url(setting("BENCH_DATABASE_URL"))
     name = f"clientdesk_load_{uuid.uuid4().hex[:8]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -31,19 +31,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import os  # noqa: E402
 
 import pandas as pd  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from lib import aging, auth, clients, postings  # noqa: E402
+from lib.config import driver_url, setting  # noqa: E402
 from lib.db import make_engine, read_session, transaction, upgrade  # noqa: E402
 from lib.demo import seed_demo  # noqa: E402
 from lib.models import Client, LedgerEntry, User  # noqa: E402
 from lib.timeutil import practice_today  # noqa: E402
-
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 def database_url(engine_name: str, clients_n: int) -> str:
@@ -51,8 +49,7 @@ def database_url(engine_name: str, clients_n: int) -> str:
         folder = ROOT / "data" / "bench"
         folder.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{folder / f'bench-{clients_n}.db'}"
-    server = os.environ.get("BENCH_DATABASE_URL") or PG_SERVER
-    server = server.replace("postgresql://", "postgresql+psycopg://", 1)
+    server = driver_url(setting("BENCH_DATABASE_URL"))
     name = f"clientdesk_bench_{clients_n}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from lib.config import Settings
+from lib.config import Settings, process_environment
 from lib.db import current_revision, make_engine
 from lib.migrate import migration_url
 
@@ -76,7 +76,7 @@ def libpq(url: str) -> tuple[str, dict[str, str]]:
     """A libpq connection URI without the password (which goes in the environment, never on
     a command line that ``ps`` shows)."""
     parsed = make_url(url)
-    env = dict(os.environ)
+    env = process_environment()
     if parsed.password:
         env["PGPASSWORD"] = str(parsed.password)
     bare = parsed.set(drivername="postgresql", password=None)

@@ -7,7 +7,9 @@ Writes go through ``write(engine, work)``: ``work(session)`` runs in one transac
 a colleague's save holds a lock it needs, the whole unit is run again (bounded in time, with
 jittered backoff). ``transaction(engine)`` is the same door as a context manager for callers
 whose work cannot simply be re-run; it waits for locks but does not retry. Reads use
-``read_session``, which never takes a write lock and never waits for a writer's connection.
+``read_session``: a read-only transaction (PostgreSQL ``SET TRANSACTION READ ONLY``, SQLite
+``PRAGMA query_only``) that never takes a write lock, never waits for a writer's connection,
+and refuses a write that slips into it.
 """
 
 from __future__ import annotations
@@ -59,6 +61,24 @@ class DatabaseBusy(DatabaseNotReady):
 
     Nothing was written; the message (safe to show) says to try again.
     """
+
+
+class ReadOnlyWrite(RuntimeError):
+    """Something tried to write inside ``read_session``; the database refused and nothing was
+    written. A programming error: the work belongs in ``write``."""
+
+
+def is_read_only_refusal(exc: BaseException) -> bool:
+    """True when the database refused a write because the transaction is read-only."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "25006":  # read_only_sql_transaction
+        return True
+    code = getattr(orig, "sqlite_errorcode", None)
+    return (
+        isinstance(orig, sqlite3.OperationalError) and (code or 0) & 0xFF == sqlite3.SQLITE_READONLY
+    )
 
 
 @dataclass(frozen=True)
@@ -166,12 +186,24 @@ def _sqlite_on_connect(busy_ms: int):
     return on_connect
 
 
+def _sqlite_query_only(conn, on: bool) -> None:
+    """SQLite's read-only switch is per connection: set it for a read, clear it for anything
+    else that later gets the same pooled connection (tracked so it costs nothing usually)."""
+    info = conn.connection.info
+    if bool(info.get("clientdesk_query_only")) != on:
+        conn.exec_driver_sql(f"PRAGMA query_only={int(on)}")
+        info["clientdesk_query_only"] = on
+
+
 def _sqlite_on_begin(conn) -> None:
     # Writes take the write lock up front: two writers then queue instead of one failing
     # half-way with "database is locked" after it has read stale data. Pure reads
-    # (``read_session``) begin deferred so they never wait for a writer under WAL.
+    # (``read_session``) begin deferred so they never wait for a writer under WAL, with the
+    # connection switched to query_only so that a write inside one is refused.
     options = conn.get_execution_options()
-    if options.get("clientdesk_read_only"):
+    read_only = bool(options.get("clientdesk_read_only"))
+    _sqlite_query_only(conn, read_only)
+    if read_only:
         conn.exec_driver_sql("BEGIN")
         return
     busy_ms = options.get("clientdesk_wait_ms")
@@ -184,9 +216,14 @@ def _sqlite_on_begin(conn) -> None:
 
 def _postgresql_on_begin(full_ms: int):
     def on_begin(conn) -> None:
+        options = conn.get_execution_options()
+        if options.get("clientdesk_read_only"):
+            # Reads run read-only: a write inside one is refused, and takes no row locks.
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            return
         # Each connection waits for row locks at most the whole write budget (lock_timeout
         # at connect); a write that already waited at the gate gets only what is left.
-        wait_ms = conn.get_execution_options().get("clientdesk_wait_ms")
+        wait_ms = options.get("clientdesk_wait_ms")
         if wait_ms is not None and wait_ms < full_ms - 1000:
             conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(wait_ms)}")
 
@@ -350,11 +387,14 @@ def write(engine: Engine, work: Callable[[Session], T]) -> T:
 
 @contextmanager
 def read_session(engine: Engine) -> Iterator[Session]:
-    """A session for pure reads (lists, reports). Anything that audits uses ``write``.
+    """A read-only transaction for pure reads (lists, search, reports, a client's record).
+    Anything that audits or saves uses ``write``.
 
-    It begins a plain deferred transaction: on SQLite (WAL) it never waits for a writer; on
-    PostgreSQL it takes no row locks. It never passes the write gate; on SQLite it waits only
-    for a read slot (``SQLITE_READS_AT_ONCE``).
+    PostgreSQL: ``SET TRANSACTION READ ONLY``. SQLite: a plain deferred BEGIN (under WAL it
+    never waits for a writer) on a connection switched to ``PRAGMA query_only``. Either way a
+    write inside it is refused by the database (``ReadOnlyWrite`` here), so a read path can
+    never start writing unnoticed. It never passes the write gate; on SQLite it waits only for
+    a read slot (``SQLITE_READS_AT_ONCE``).
     """
     door = _door(engine)
     # A read inside a save is part of the save: it never waits for a read slot.
@@ -368,6 +408,13 @@ def read_session(engine: Engine) -> Iterator[Session]:
     except PoolTimeout:
         log.warning("database pool exhausted; consider raising CLIENTDESK_DB_MAX_OVERFLOW")
         raise _busy("this page could not be read") from None
+    except DBAPIError as exc:
+        if is_read_only_refusal(exc):
+            log.error("a write was attempted inside read_session and refused")
+            raise ReadOnlyWrite(
+                "A read-only transaction refused a write; nothing was written."
+            ) from None
+        raise
     finally:
         if gate:
             gate.release()

@@ -29,6 +29,7 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from lib import audit
+from lib.config import ConfigurationError, default_of, setting
 from lib.edits import StaleEdit, last_change, refuse_if_stale
 from lib.models import Form, FormAttachment
 from lib.policy import Actor, require
@@ -36,7 +37,7 @@ from lib.timeutil import practice_today, utcnow
 from lib.validation import FieldError, ValidationError, Validator, clean_text
 
 PLACEHOLDER = "{first_name}"
-DEFAULT_MAX_UPLOAD_MB = 10
+DEFAULT_MAX_UPLOAD_MB: float = default_of("CLIENTDESK_MAX_UPLOAD_MB")
 MAX_ATTACHMENTS_PER_FORM = 10
 MAX_BODY_CHARS = 10_000
 FORMS_FOLDER = "forms"
@@ -66,14 +67,11 @@ class AttachmentUnavailable(RuntimeError):
 
 
 def upload_limit_bytes(env: Mapping[str, str] | None = None) -> int:
-    """The per-file limit from ``CLIENTDESK_MAX_UPLOAD_MB`` (default 10 MB).
-
-    Read here, like the mail settings in ``lib.mail``, until ``lib.config.Settings`` has it.
-    """
-    raw = (os.environ if env is None else env).get("CLIENTDESK_MAX_UPLOAD_MB") or ""
+    """The per-file limit from ``CLIENTDESK_MAX_UPLOAD_MB`` (default 10 MB); a value that
+    makes no sense falls back to the default."""
     try:
-        megabytes = float(raw) if raw.strip() else DEFAULT_MAX_UPLOAD_MB
-    except ValueError:
+        megabytes = setting("CLIENTDESK_MAX_UPLOAD_MB", env)
+    except ConfigurationError:
         megabytes = DEFAULT_MAX_UPLOAD_MB
     if megabytes <= 0:
         megabytes = DEFAULT_MAX_UPLOAD_MB

@@ -10,10 +10,10 @@ help.
 
 from __future__ import annotations
 
-import os
 import secrets
 import smtplib
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
@@ -22,6 +22,7 @@ from email.parser import BytesParser
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
+from lib.config import setting
 from lib.validation import FieldError, clean_email
 
 
@@ -42,20 +43,20 @@ class MailSettings:
         return bool(self.host)
 
 
-def mail_settings(data_dir: Path, env: dict[str, str] | None = None) -> MailSettings:
-    env = dict(os.environ if env is None else env)
-    security = (env.get("CLIENTDESK_SMTP_SECURITY") or "starttls").lower()
+def mail_settings(data_dir: Path, env: Mapping[str, str] | None = None) -> MailSettings:
+    """The CLIENTDESK_SMTP_* and CLIENTDESK_MAIL_FROM* settings (``env``: for tests)."""
+    security = setting("CLIENTDESK_SMTP_SECURITY", env).lower()
     if security not in ("starttls", "tls", "none"):
         security = "starttls"
     default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
     return MailSettings(
-        host=env.get("CLIENTDESK_SMTP_HOST") or None,
-        port=int(env.get("CLIENTDESK_SMTP_PORT") or default_port),
+        host=setting("CLIENTDESK_SMTP_HOST", env),
+        port=setting("CLIENTDESK_SMTP_PORT", env) or default_port,
         security=security,
-        username=env.get("CLIENTDESK_SMTP_USERNAME") or None,
-        password=env.get("CLIENTDESK_SMTP_PASSWORD") or None,
-        sender=env.get("CLIENTDESK_MAIL_FROM") or "no-reply@clientdesk.invalid",
-        sender_name=env.get("CLIENTDESK_MAIL_FROM_NAME") or "ClientDesk",
+        username=setting("CLIENTDESK_SMTP_USERNAME", env),
+        password=setting("CLIENTDESK_SMTP_PASSWORD", env),
+        sender=setting("CLIENTDESK_MAIL_FROM", env),
+        sender_name=setting("CLIENTDESK_MAIL_FROM_NAME", env),
         outbox=data_dir / "outbox",
     )
 

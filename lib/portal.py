@@ -15,9 +15,9 @@ invitation the worker could not send is dead, and the earlier link keeps working
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -26,13 +26,14 @@ from sqlalchemy.orm import Session
 
 from lib import audit, mail, outbox
 from lib.client_record import ClientNotFound
+from lib.config import ConfigurationError, default_of, setting
 from lib.models import Client, PortalInvitation, PracticeSetting
 from lib.policy import Actor, require_client_access
 from lib.reminders import settings_for_client
 from lib.timeutil import as_utc, local_text, utcnow
 
-DEFAULT_BASE_URL = "http://localhost:8501"
-DEFAULT_INVITE_HOURS = 72
+DEFAULT_BASE_URL: str = default_of("CLIENTDESK_BASE_URL")
+DEFAULT_INVITE_HOURS: int = default_of("CLIENTDESK_PORTAL_INVITE_HOURS")
 ACCEPT_PATH = "portal"  # app.py's URL_PATHS maps pages/portal_accept.py here
 TOKEN_BYTES = 32
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{20,100}")
@@ -51,16 +52,15 @@ class PortalSettings:
         return f"{self.base_url}/{ACCEPT_PATH}?token={token}"
 
 
-def portal_settings(env: dict[str, str] | None = None) -> PortalSettings:
+def portal_settings(env: Mapping[str, str] | None = None) -> PortalSettings:
     """``CLIENTDESK_BASE_URL`` (where clients reach ClientDesk) and
     ``CLIENTDESK_PORTAL_INVITE_HOURS``; a value that makes no sense falls back to the default."""
-    env = dict(os.environ if env is None else env)
-    base = (env.get("CLIENTDESK_BASE_URL") or "").strip().rstrip("/")
+    base = setting("CLIENTDESK_BASE_URL", env).strip().rstrip("/")
     if not re.fullmatch(r"https?://[^\s?#]+", base):
         base = DEFAULT_BASE_URL
     try:
-        hours = int(env.get("CLIENTDESK_PORTAL_INVITE_HOURS") or DEFAULT_INVITE_HOURS)
-    except ValueError:
+        hours = setting("CLIENTDESK_PORTAL_INVITE_HOURS", env)
+    except ConfigurationError:
         hours = DEFAULT_INVITE_HOURS
     return PortalSettings(base_url=base, invite_hours=hours if hours > 0 else DEFAULT_INVITE_HOURS)
 

@@ -161,9 +161,6 @@ if allowed(actor, "documents.send") and actions[4].button(
     "Send forms", icon=":material/outgoing_mail:", key="head_send_forms"
 ):
     documents_tab.open_send_dialog(record.client_id)
-notice = st.session_state.pop(billing.LAST_RECEIPT, None)
-if notice:
-    st.success(notice)
 
 st.markdown("**Upcoming appointments**")
 if upcoming:

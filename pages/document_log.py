@@ -23,7 +23,6 @@ st.caption(
     "Forms, statements, receipts, portal invitations and reminders sent to clients. "
     f"Times are {tz} time."
 )
-documents_tab.show_notice()
 
 filters = documents_tab.log_filters("doclog", with_client=True, on_change=_first_page)
 page_number = st.session_state.get("doclog_page", 1)

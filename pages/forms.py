@@ -12,6 +12,7 @@ from lib.db import read_session, transaction
 from lib.validation import ValidationError
 from ui import context
 from ui.export import download_button
+from ui.flash import flash
 from ui.record_form import RecordForm
 
 LABELS = {
@@ -32,11 +33,6 @@ st.caption(
     "is refused. Attachments: PDF, Word (DOCX), PNG or JPEG, up to "
     f"{limit // (1024 * 1024)} MB each."
 )
-notice = st.session_state.pop("forms_notice", None)
-if notice:
-    st.success(notice[0])
-    if notice[1]:
-        st.text(notice[1])  # file names are typed by users: shown literally
 
 with read_session(engine) as session:
     library = forms.list_forms(session, actor=actor, include_inactive=True)
@@ -102,14 +98,12 @@ def _save(session, changes: dict, version) -> int:
         tz_name=context.settings().practice_time_zone,
     )
     st.session_state["forms_next_choice"] = saved  # the form just saved stays chosen
-    if current is None:
-        st.session_state["forms_notice"] = ("Form added.", "")
     return saved
 
 
 if submitted:
     changes = form.changes(LABELS) if current else {f: form.value(f) for f in LABELS}
-    form.save(changes, _save, saved_notice="Form saved.")
+    form.save(changes, _save, saved_notice="Form saved." if current else "Form added.")
 
 if current is None:
     st.caption("Save the form first, then add its attachments.")
@@ -147,7 +141,7 @@ for a in attached:
     if c3.button("Remove", key=f"form_att_rm_{a.attachment_id}", icon=":material/delete:"):
         with transaction(engine) as session:
             forms.remove_attachment(session, actor=actor, attachment_id=a.attachment_id)
-        st.session_state["forms_notice"] = ("Attachment removed.", a.original_name)
+        flash("success", "Attachment removed.", detail=a.original_name)  # a typed file name
         st.rerun()
 
 nonce = st.session_state.setdefault("forms_upload_nonce", 0)
@@ -180,7 +174,7 @@ if uploads and st.button(
             refused.append(exc.errors.get("attachment", "This file cannot be attached."))
     if added and not refused:
         st.session_state["forms_upload_nonce"] = nonce + 1  # empties the uploader
-        st.session_state["forms_notice"] = ("Attached.", ", ".join(added))
+        flash("success", "Attached.", detail=", ".join(added))
         st.rerun()
     if added:
         upload_errors.success("Attached:")

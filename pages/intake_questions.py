@@ -19,7 +19,6 @@ from ui.record_form import RecordForm
 
 CHOICE = "iq_choice"
 NEXT_CHOICE = "iq_next_choice"  # set by a button; applied before the picker is drawn
-NOTICE = "iq_notice"
 NEW = 0
 LABELS = {
     "label": "Question",
@@ -50,9 +49,6 @@ if version:
             f"· saved {local_text(version.saved_at, tz)} by {version.saved_by}"
         )
     )
-notice = st.session_state.pop(NOTICE, None)
-if notice:
-    st.success(notice)
 
 
 def _run(change) -> None:
@@ -180,10 +176,9 @@ def _save(session, changes: dict, version) -> None:
         question_id=current.question_id if current else None,
         expected_version=version if current else None,
     )
-    st.session_state[NOTICE] = "Question saved." if current else "Question added."
     st.session_state[NEXT_CHOICE] = saved.question_id if current else NEW
 
 
 if submitted:
     changes = form.changes(LABELS) if current else {f: form.value(f) for f in LABELS}
-    form.save(changes, _save, saved_notice="")  # the page's own notice says it
+    form.save(changes, _save, saved_notice="Question saved." if current else "Question added.")

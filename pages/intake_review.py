@@ -14,10 +14,10 @@ from lib.db import read_session, transaction
 from lib.timeutil import local_text
 from lib.validation import ValidationError
 from ui import context
+from ui.flash import Link, flash
 from ui.intake_review import bulk_bar
 from ui.intake_tab import public_intake_url, submission_view
 
-FLASH = "ir_flash"
 GENERATION = "ir_generation"  # bumped after each review, so the table's selection starts afresh
 DUPLICATES = "ir_duplicates"  # matches found when accepting, per submission id
 
@@ -28,17 +28,6 @@ tz = context.settings().practice_time_zone
 st.title("Intake review")
 st.caption("Prospective clients sign up on the public intake page:")
 st.code(public_intake_url("intake_review"), language=None)
-
-flash = st.session_state.pop(FLASH, None)
-if flash:
-    st.success(flash["message"])
-    if flash.get("client_number"):
-        st.page_link(
-            "pages/client.py",
-            label=f"Open client #{flash['client_number']}",
-            icon=":material/person:",
-            query_params={"client": str(flash["client_number"])},
-        )
 
 with read_session(engine) as session:
     waiting = intake.pending_count(session, actor=actor)
@@ -92,7 +81,7 @@ selected = [rows[i] for i in event.selection.rows if i < len(rows)]
 
 
 def _bulk_done(message: str) -> None:
-    st.session_state[FLASH] = {"message": message, "client_number": None}
+    flash("success", message)
     st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1
     st.rerun()
 
@@ -138,7 +127,12 @@ if reviewed:
 
 
 def _done(message: str, client_number: int | None = None) -> None:
-    st.session_state[FLASH] = {"message": message, "client_number": client_number}
+    link = None
+    if client_number:
+        link = Link(
+            "pages/client.py", f"Open client #{client_number}", {"client": str(client_number)}
+        )
+    flash("success", message, link=link)
     st.session_state.get(DUPLICATES, {}).pop(sid, None)
     st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1
     st.rerun()

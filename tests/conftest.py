@@ -13,7 +13,6 @@ cluster-wide: both are created if missing (safely when parallel runs race) and n
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -27,22 +26,19 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
 
+from lib.config import driver_url, setting
 from lib.db import make_engine, upgrade
 from lib.demo import seed_demo
 from lib.migrate import grant_app_access
 from tests.downloads import downloads  # noqa: F401  (fixture: click a download in AppTest)
 
-PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEMO_CLIENTS = 60
 PG_OWNER_ROLE = "clientdesk_test_owner"  # owns the tables, runs migrations and restores
 PG_APP_ROLE = "clientdesk_test_app"  # what the app (and every PostgreSQL lib test) runs as
 
 
 def _pg_admin_url() -> str:
-    url = os.environ.get("TEST_DATABASE_URL") or PG_DEFAULT
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
+    return driver_url(setting("TEST_DATABASE_URL"))
 
 
 def _pg_admin() -> Engine:

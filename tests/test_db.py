@@ -4,8 +4,16 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from lib.db import DatabaseNotReady, check_ready, make_engine, transaction
-from lib.models import AuditEntry
+from lib.db import (
+    DatabaseNotReady,
+    Limits,
+    ReadOnlyWrite,
+    check_ready,
+    make_engine,
+    read_session,
+    transaction,
+)
+from lib.models import AuditEntry, PracticeSetting
 from lib.timeutil import utcnow
 
 
@@ -82,3 +90,45 @@ def test_an_existing_database_file_readable_by_others_is_made_private(tmp_path):
     path.chmod(0o644)
     make_engine(f"sqlite:///{path}").dispose()
     assert (path.stat().st_mode & 0o777) == 0o600
+
+
+# --- read-only transactions (issue 13) -----------------------------------------------------
+
+
+def _setting(key: str) -> PracticeSetting:
+    return PracticeSetting(key=key, value="v", updated_at=utcnow())
+
+
+def _stored(engine, key: str) -> bool:
+    with read_session(engine) as session:
+        return session.get(PracticeSetting, key) is not None
+
+
+@pytest.mark.parametrize("how", ["orm", "sql"])
+def test_a_write_inside_a_read_session_is_refused_and_nothing_is_written(engine, how):
+    with pytest.raises(ReadOnlyWrite), read_session(engine) as session:
+        if how == "orm":
+            session.add(_setting("written_by_a_read"))
+            session.flush()
+        else:
+            session.execute(
+                text(
+                    "INSERT INTO practice_settings (key, value, updated_at) VALUES (:k, 'v', :at)"
+                ),
+                {"k": "written_by_a_read", "at": utcnow()},
+            )
+    assert not _stored(engine, "written_by_a_read")
+
+
+def test_the_connection_a_read_used_can_write_again_afterwards(db_url):
+    # One pooled connection, so the save below gets the very connection the read used.
+    engine = make_engine(db_url, limits=Limits(1, 0, 5.0, 5.0))
+    try:
+        for n in range(3):
+            with read_session(engine) as session:
+                session.execute(text("SELECT 1"))
+            with transaction(engine) as session:
+                session.add(_setting(f"after_read_{n}"))
+            assert _stored(engine, f"after_read_{n}")
+    finally:
+        engine.dispose()

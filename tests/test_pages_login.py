@@ -22,12 +22,15 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import streamlit
 import streamlit.testing.v1.app_test as app_test_module
-from sqlalchemy import select
+import time_machine
+from sqlalchemy import event, select
+from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.orm import Session
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
@@ -36,6 +39,7 @@ from lib import auth
 from lib.db import make_engine
 from lib.demo import DEMO_LOGINS
 from lib.models import AuditEntry, Client, User
+from lib.timeutil import utcnow
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 SIGN_IN_BUTTON = "FormSubmitter:login_form-Sign in"
@@ -379,6 +383,95 @@ def test_signing_out_shows_the_login_form_again(demo_app):
     finally:
         engine.dispose()
     assert "logout" in actions
+
+
+# --- sign-in bookkeeping: checked on every rerun, written at most once a minute ------------
+
+
+class WriteCounter:
+    """Counts, on every engine in the process (the app's own included), the transactions that
+    are not read-only and the INSERT/UPDATE/DELETE statements."""
+
+    def __init__(self):
+        self.write_transactions = 0
+        self.changes: list[str] = []
+
+    def _begin(self, conn) -> None:
+        if not conn.get_execution_options().get("clientdesk_read_only"):
+            self.write_transactions += 1
+
+    def _statement(self, conn, cursor, statement, params, context, executemany) -> None:
+        if statement.lstrip().split(" ", 1)[0].upper() in {"INSERT", "UPDATE", "DELETE"}:
+            self.changes.append(" ".join(statement.split()[:3]))
+
+    def __enter__(self) -> WriteCounter:
+        event.listen(SAEngine, "begin", self._begin)
+        event.listen(SAEngine, "before_cursor_execute", self._statement)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        event.remove(SAEngine, "begin", self._begin)
+        event.remove(SAEngine, "before_cursor_execute", self._statement)
+
+
+def last_seen(url: str, username: str) -> datetime:
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            seen = session.scalar(select(User.last_seen_at).where(User.username == username))
+    finally:
+        engine.dispose()
+    return seen.replace(tzinfo=UTC) if seen.tzinfo is None else seen
+
+
+def test_reruns_within_a_minute_write_nothing_and_the_next_minute_writes_once(demo_app):
+    with time_machine.travel(utcnow(), tick=True) as clock:
+        at = sign_in("manager")
+        signed_in_seen = last_seen(demo_app, "manager")
+        with WriteCounter() as counted:
+            for _ in range(5):
+                at.run()
+                assert "Clients" in titles(at)
+        assert (counted.write_transactions, counted.changes) == (0, [])
+        assert last_seen(demo_app, "manager") == signed_in_seen
+
+        clock.shift(timedelta(seconds=61))
+        with WriteCounter() as counted:
+            for _ in range(3):
+                at.run()
+                assert "Clients" in titles(at)
+        assert counted.write_transactions == 1
+        assert counted.changes == ["UPDATE users SET"]
+        assert last_seen(demo_app, "manager") >= signed_in_seen + timedelta(seconds=61)
+
+
+def test_an_idle_session_still_times_out_on_the_next_rerun(demo_app):
+    with time_machine.travel(utcnow(), tick=True) as clock:
+        at = sign_in("manager")
+        clock.shift(timedelta(minutes=16))
+        at.run()
+
+    assert not at.exception
+    assert login_form_shown(at)
+    assert "You were signed out after 15 idle minutes." in [i.value for i in at.info]
+
+
+def test_a_sign_in_ended_elsewhere_is_refused_on_the_very_next_rerun(demo_app):
+    at = sign_in("manager")
+    at.run()  # within the minute: no bookkeeping write is due
+    engine = make_engine(demo_app)
+    try:
+        with Session(engine) as session, session.begin():
+            manager = auth.actor_for(session.scalar(select(User).where(User.username == "manager")))
+            auth.logout(session, actor=manager)  # e.g. "sign out" in another browser
+    finally:
+        engine.dispose()
+
+    at.run()
+
+    assert not at.exception
+    assert login_form_shown(at)
+    assert "Clients" not in titles(at)
 
 
 # --- start-up problems ---------------------------------------------------------------------

@@ -18,11 +18,10 @@ from lib.validation import ValidationError
 from ui import context
 from ui.client_views import billing_tab
 from ui.export import statements_button
+from ui.flash import flash
 
 PAYMENT_DIALOG = "cd_payment_dialog_key"
 PAYMENT_OPEN = "cd_payment_dialog_open"  # id of the client whose payment dialog is open
-LAST_RECEIPT = "cd_last_payment"
-STATEMENT_PROBLEM = "cd_statement_problem"  # why "Email the statement" did not queue it
 
 
 def _key(name: str) -> str:
@@ -149,7 +148,7 @@ def record_payment_dialog(client_id: int) -> None:
             del st.session_state[k]
         del st.session_state[PAYMENT_DIALOG]
         _close_payment_dialog()
-        st.session_state[LAST_RECEIPT] = message
+        flash("success", message)
         st.rerun()
 
 
@@ -211,11 +210,12 @@ def _email_statement(client_id: int) -> None:
                 mail_settings=mail.mail_settings(settings.data_dir),
             )
     except statements.StatementNotEmailed as exc:
-        st.session_state[STATEMENT_PROBLEM] = f"The statement was not emailed: {exc}"
+        flash("error", f"The statement was not emailed: {exc}")
         return
-    st.session_state[LAST_RECEIPT] = (
+    flash(
+        "success",
         f"The statement is queued for {queued.recipient} and goes out within a minute "
-        "(see Documents)."
+        "(see Documents).",
     )
 
 
@@ -314,12 +314,12 @@ def corrections(client_id: int) -> None:
 
 def _done(key_name: str, message: str) -> None:
     st.session_state.pop(key_name, None)
-    st.session_state[LAST_RECEIPT] = message
+    flash("success", message)
     st.rerun()
 
 
 def billing_section(client_id: int) -> None:
-    """The Billing tab: actions for the role, and the ledger (messages show in the header)."""
+    """The Billing tab: actions for the role, and the ledger (messages: ui/flash.py)."""
     actor = context.actor()
     c1, c2, c3, _ = st.columns([1, 1, 1, 1])
     if allowed(actor, "payment.record"):
@@ -346,9 +346,6 @@ def billing_section(client_id: int) -> None:
             on_click=_email_statement,
             args=(client_id,),
         )
-    problem = st.session_state.pop(STATEMENT_PROBLEM, None)
-    if problem:
-        st.error(problem)
     if allowed(actor, "ledger.adjust"):
         corrections(client_id)
     billing_tab(client_id)

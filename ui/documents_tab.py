@@ -17,9 +17,9 @@ from lib.timeutil import local_text, practice_today
 from lib.validation import ValidationError
 from ui import context
 from ui.export import export_buttons
+from ui.flash import flash
 
 SEND_STATE = "cd_send_forms"  # {"client_id", "resend_of", "form_ids"} while the dialog is open
-NOTICE = "cd_documents_notice"  # (ok, headline, detail) shown once after a send
 
 
 def _tz() -> str:
@@ -131,31 +131,24 @@ def _send_dialog(client_id: int, resend_of: int | None, preset: tuple[int, ...])
             st.error(str(exc))
             return
         when = local_text(outcome.sent_at, _tz())
+        # Addresses and mail errors go in ``detail``: shown literally.
         if outcome.status == "queued":
-            notice = (
-                True,
+            flash(
+                "success",
                 "Forms queued: they are emailed within a minute.",
-                f"To {outcome.recipient}, queued at {when}. The log below shows when they went.",
+                detail=f"To {outcome.recipient}, queued at {when}. "
+                "The log below shows when they went.",
+                toast=True,
             )
         else:
-            notice = (
-                False,
+            flash(
+                "error",
                 "The forms were not sent. The attempt is in the log; you can resend it.",
-                f"{when}: {outcome.error}",
+                detail=f"{when}: {outcome.error}",
+                toast=True,
             )
-        st.session_state[NOTICE] = notice
         _close_send_dialog()
         st.rerun()
-
-
-def show_notice() -> None:
-    """The outcome of the last send, once: a toast and a message on the screen."""
-    notice = st.session_state.pop(NOTICE, None)
-    if notice:
-        ok, headline, detail = notice
-        st.toast(headline, icon=":material/check:" if ok else ":material/error:")
-        (st.success if ok else st.error)(headline)
-        st.text(detail)  # addresses and mail errors: shown literally
 
 
 # --- the log table -------------------------------------------------------------------------
@@ -294,7 +287,6 @@ def resend_button(row: documents.DocumentRow, *, key: str) -> None:
 def render(client_id: int) -> None:
     """The tab: send button, the client's log with filters, resend and export."""
     actor = context.actor()
-    show_notice()
     if allowed(actor, "documents.send") and st.button(
         "Send forms", icon=":material/outgoing_mail:", key="documents_send"
     ):

@@ -19,17 +19,20 @@ import streamlit_authenticator as stauth
 
 from lib import auth, sign_in
 from lib.config import ConfigurationError, Settings, cookie_key_for
-from lib.db import transaction
+from lib.db import read_session, transaction, write
 from lib.demo import DEMO_LOGINS, is_demo_database
 from lib.policy import Actor
 from lib.timeutil import local_text, utcnow
 from ui.context import ACTOR_KEY, engine
+from ui.flash import flash
 
 GENERIC_FAILURE = "The username or password is not right."
 SIGNED_IN_AT = "cd_signed_in_at"
 LAST_ACTIVITY = "cd_last_activity"
 LAST_TOUCH = "cd_last_touch"
-FLASH = "cd_flash"
+# Sign-in bookkeeping (``users.last_seen_at``) is written at most this often per session: the
+# checks run on every rerun, in a read-only transaction; only the touch writes.
+TOUCH_EVERY = timedelta(seconds=60)
 
 
 def _cookie_key(s: Settings, *, demo_database: bool) -> str:
@@ -63,7 +66,7 @@ def _end_session(authenticator, message: str) -> None:
     authenticator.logout(location="unrendered")
     for key in (ACTOR_KEY, SIGNED_IN_AT, LAST_ACTIVITY, LAST_TOUCH):
         st.session_state.pop(key, None)
-    st.session_state[FLASH] = message
+    flash("info", message)  # shown above the sign-in form after the rerun
 
 
 def sign_out(authenticator, actor: Actor) -> None:
@@ -78,7 +81,7 @@ def signed_in_actor(s: Settings):
     Raises ``ConfigurationError`` when no safe cookie key is configured.
     """
     now = utcnow()
-    with transaction(engine()) as session:
+    with read_session(engine()) as session:
         demo = is_demo_database(session)
         credentials = auth.login_credentials(session, now=now)
     key = _cookie_key(s, demo_database=demo)
@@ -125,7 +128,7 @@ def signed_in_actor(s: Settings):
             st.session_state["logout"] = True
         if decoded:
             username, issued_at = decoded
-            with transaction(engine()) as session:
+            with read_session(engine()) as session:
                 ok = auth.cookie_login_allowed(
                     session,
                     username=username,
@@ -139,9 +142,6 @@ def signed_in_actor(s: Settings):
                 st.session_state["logout"] = True  # makes the library ignore this cookie
 
     if not already:
-        flash = st.session_state.pop(FLASH, None)
-        if flash:
-            st.info(flash)
         try:
             authenticator.login(
                 location="main",
@@ -174,7 +174,8 @@ def signed_in_actor(s: Settings):
         st.session_state[LAST_TOUCH] = now
 
     try:
-        with transaction(engine()) as session:
+        # Idle timeout and revocation are checked on every rerun, without a write.
+        with read_session(engine()) as session:
             actor = auth.session_actor(
                 session,
                 username=st.session_state["username"],
@@ -183,12 +184,12 @@ def signed_in_actor(s: Settings):
                 idle_minutes=s.idle_minutes,
                 now=now,
             )
-            if now - st.session_state.get(LAST_TOUCH, now) >= timedelta(seconds=60):
-                auth.touch(session, username=actor.username, now=now)
-                st.session_state[LAST_TOUCH] = now
     except auth.SessionEnded as ended:
         _end_session(authenticator, str(ended))
         st.rerun()
+    if now - st.session_state.get(LAST_TOUCH, now) >= TOUCH_EVERY:
+        write(engine(), lambda session: auth.touch(session, username=actor.username, now=now))
+        st.session_state[LAST_TOUCH] = now
     st.session_state[LAST_ACTIVITY] = now
     st.session_state[ACTOR_KEY] = actor
     return actor, authenticator

@@ -28,6 +28,7 @@ from lib.edits import StaleEdit, user_changes
 from lib.policy import PermissionDenied
 from lib.validation import ValidationError
 from ui import context
+from ui.flash import flash
 
 _STATE = "rf.state."  # + form name: the snapshot of the record the form shows
 _COUNTER = "rf.generation"  # never reset, so no two snapshots share widget keys
@@ -46,7 +47,6 @@ class _Snapshot:
     stale: str = ""  # the refusal message, while the user's typing is still in the form
     unsaved: dict[str, Any] = field(default_factory=dict)  # edits refused by StaleEdit
     unsaved_text: list[str] = field(default_factory=list)
-    notice: str = ""  # "Saved." for the next run (a toast before st.rerun() never shows)
     refresh: bool = False  # the next run reads the record afresh
     reapply: bool = False  # ... and puts the unsaved edits back into the fresh form
     reapplied: bool = False  # the unsaved edits are in the form again
@@ -109,7 +109,6 @@ class RecordForm:
         else:
             snap = _Snapshot(record_id, version, dict(values), dict(values), _next_generation())
             if old is not None and old.record_id == record_id:  # a reload or a save
-                snap.notice = old.notice
                 snap.unsaved = dict(old.unsaved)
                 snap.unsaved_text = list(old.unsaved_text)
                 snap.reapplied = old.reapply
@@ -166,11 +165,9 @@ class RecordForm:
     # --- messages ---------------------------------------------------------------------------
 
     def banner(self) -> None:
-        """Messages above the form: saved, refused (with the unsaved edits), changed meanwhile."""
+        """Messages above the form: refused (with the unsaved edits), changed meanwhile. (Saved
+        shows at the top of the page: ui/flash.py.)"""
         snap = self._snap
-        if snap.notice:
-            st.success(snap.notice, icon=":material/check:")
-            snap.notice = ""
         if snap.stale:
             st.error(snap.stale)  # names a staff member: not user text about a client
         elif self.changed_underneath:
@@ -289,9 +286,10 @@ class RecordForm:
         """Run ``write(session, changes, version_shown)`` in one transaction.
 
         On success the snapshot is dropped (the next run shows the stored record under new
-        keys) and ``saved_notice`` shows there; ``on_saved`` runs first (a page that keeps its
-        own confirmation on screen). Field errors go next to their fields and
-        nothing is written; a refusal keeps the user's typing and lists the unsaved edits.
+        keys) and ``saved_notice`` shows at the top of the page (ui/flash.py); ``on_saved``
+        runs first (a page that keeps its own confirmation on screen). Field errors go next to
+        their fields and nothing is written; a refusal keeps the user's typing and lists the
+        unsaved edits.
         """
         if not changes:
             st.info("Nothing changed, so nothing was saved.")
@@ -314,6 +312,7 @@ class RecordForm:
         if on_saved is not None:
             on_saved()
         self._snap.refresh = True
-        self._snap.notice = saved_notice
+        if saved_notice:
+            flash("success", saved_notice)  # shown after the rerun below (ui/flash.py)
         self._snap.unsaved, self._snap.unsaved_text, self._snap.stale = {}, [], ""
         st.rerun()

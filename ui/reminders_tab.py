@@ -19,6 +19,7 @@ from lib.policy import PermissionDenied, allowed
 from lib.timeutil import local_text
 from lib.validation import ValidationError
 from ui import context
+from ui.flash import flash
 
 # A selectbox shows None as "nothing chosen", so the choices are words, mapped to values.
 BOOL_CHOICES = {"Use default": None, "On": True, "Off": False}
@@ -98,8 +99,9 @@ def _changed(scope: str, scope_id: int, key: str, widget: str) -> None:
 def _reset(scope: str, scope_id: int, keys: tuple[str, ...]) -> None:
     if _save(scope, scope_id, dict.fromkeys(keys)):
         _state(scope, scope_id)["gen"] += 1
-        st.session_state[_prefix(scope, scope_id) + "notice"] = (
-            "Reset to the default." if len(keys) == 1 else "Every setting reset to its default."
+        flash(
+            "success",
+            "Reset to the default." if len(keys) == 1 else "Every setting reset to its default.",
         )
 
 
@@ -121,9 +123,6 @@ def settings_grid(view: reminders.SettingsView, *, can_edit: bool) -> None:
     if stale:
         st.error("Someone else changed this setting after it was shown: nothing was saved.")
         st.text(f"{stale} The screen now shows their value.")  # a staff name: literal
-    notice = st.session_state.pop(prefix + "notice", None)
-    if notice:
-        st.success(notice)
     errors: dict = st.session_state.get(prefix + "errors", {})
     widths = [3, 3, 2.5, 4, 1.5]
     for col, heading in zip(
@@ -186,10 +185,8 @@ def settings_grid(view: reminders.SettingsView, *, can_edit: bool) -> None:
 
 # --- portal invitations --------------------------------------------------------------------
 
-NOTICE = "cd_portal_notice"
 
-
-def _send_invitation(client_id: int, origin: str) -> None:
+def _send_invitation(client_id: int) -> None:
     try:
         with transaction(context.engine()) as session:
             sent = portal.send_invitation(
@@ -201,21 +198,20 @@ def _send_invitation(client_id: int, origin: str) -> None:
                 tz_name=_tz(),
             )
     except (portal.InvitationNotPossible, PermissionDenied) as exc:
-        notice = ("error", str(exc))
+        flash("error", str(exc))
+        return
+    if sent.status == "queued":
+        flash(
+            "success",
+            "Portal invitation queued: it is emailed within a minute. Its link works once "
+            "it is sent, and an earlier link stops working then.",
+        )
     else:
-        if sent.status == "queued":
-            notice = (
-                "success",
-                "Portal invitation queued: it is emailed within a minute. Its link works once "
-                "it is sent, and an earlier link stops working then.",
-            )
-        else:
-            notice = (
-                "error",
-                f"The invitation could not be emailed ({sent.error}). It is logged under "
-                "Documents; any earlier link still works.",
-            )
-    st.session_state[NOTICE] = (client_id, origin, *notice)
+        flash(
+            "error",
+            f"The invitation could not be emailed ({sent.error}). It is logged under "
+            "Documents; any earlier link still works.",
+        )
 
 
 def _revoke(client_id: int) -> None:
@@ -223,19 +219,12 @@ def _revoke(client_id: int) -> None:
         with transaction(context.engine()) as session:
             count = portal.revoke_invitation(session, actor=context.actor(), client_id=client_id)
     except PermissionDenied as exc:
-        notice = ("error", str(exc))
+        flash("error", str(exc))
     else:
-        notice = ("success", "Invitation revoked: its link no longer works (or never will).")
-        if not count:
-            notice = ("error", "There was no open invitation to revoke.")
-    st.session_state[NOTICE] = (client_id, "tab", *notice)
-
-
-def _show_notice(client_id: int, origin: str, container) -> None:
-    notice = st.session_state.get(NOTICE)
-    if notice and notice[0] == client_id and notice[1] == origin:
-        del st.session_state[NOTICE]
-        (container.success if notice[2] == "success" else container.error)(notice[3])
+        if count:
+            flash("success", "Invitation revoked: its link no longer works (or never will).")
+        else:
+            flash("error", "There was no open invitation to revoke.")
 
 
 def invite_action(container, client_id: int) -> None:
@@ -250,11 +239,10 @@ def invite_action(container, client_id: int) -> None:
         disabled=not status.can_invite,
         help="Emails the client a single-use link to the client portal.",
         on_click=_send_invitation,
-        args=(client_id, "header"),
+        args=(client_id,),
     )
     if not status.can_invite:
         container.caption(status.blocker_text())
-    _show_notice(client_id, "header", container)
 
 
 def _portal_section(client_id: int) -> None:
@@ -265,7 +253,6 @@ def _portal_section(client_id: int) -> None:
     st.text(status.status_text(_tz()))
     if not status.can_invite:
         st.info(status.blocker_text())
-    _show_notice(client_id, "tab", st)
     if allowed(actor, "portal.invite"):
         live = status.current is not None and status.current.is_live
         revocable = live or status.queued is not None
@@ -277,7 +264,7 @@ def _portal_section(client_id: int) -> None:
             disabled=not status.can_invite,
             help="Sends a new link; the earlier link stops working." if live else None,
             on_click=_send_invitation,
-            args=(client_id, "tab"),
+            args=(client_id,),
         )
         b2.button(
             "Revoke invitation",
