@@ -31,6 +31,13 @@ PAGES = (
     ("pages/client_new.py", "Add client", ":material/person_add:", "client.create", None),
     ("pages/intake_review.py", "Intake review", ":material/inbox:", "intake.review", "Clients"),
     (
+        "pages/import_clients.py",
+        "Import clients",
+        ":material/upload_file:",
+        "clients.import",
+        "Clients",
+    ),
+    (
         "pages/balances.py",
         "Outstanding balances",
         ":material/bar_chart:",
@@ -58,6 +65,13 @@ PAGES = (
         "Settings",
     ),
     (
+        "pages/clinicians.py",
+        "Clinicians",
+        ":material/stethoscope:",
+        "clinicians.manage",
+        "Settings",
+    ),
+    (
         "pages/users.py",
         "Staff accounts",
         ":material/admin_panel_settings:",
@@ -72,6 +86,13 @@ PAGES = (
         "Settings",
     ),
     ("pages/audit_log.py", "Audit log", ":material/history:", "audit.view", "Settings"),
+    (
+        "pages/export_data.py",
+        "Export all data",
+        ":material/archive:",
+        "data.export_all",
+        "Settings",
+    ),
     ("pages/account.py", "My account", ":material/person:", None, "You"),
     ("pages/intake_public.py", "New client intake", ":material/edit_note:", PUBLIC, None),
     ("pages/portal_accept.py", "Portal invitation", ":material/key:", PUBLIC, None),

@@ -197,13 +197,12 @@ def client_history(entries: list[tuple[Posting, date, str]]) -> dict[tuple, int]
     return changes
 
 
-def rebuild(session: Session, tz_name: str | None = None) -> int:
-    """Recompute ``ar_changes`` from the whole ledger; returns the number of rows."""
+def _history(
+    session: Session, client_ids: list[int], tz_name: str | None = None
+) -> dict[tuple, int]:
+    """``client_history`` of these clients, summed by key, read in batches."""
     conn = session.connection()
-    conn.execute(delete(ArChange))
     totals: dict[tuple, int] = {}
-    client_ids = list(conn.scalars(select(LedgerEntry.client_id).distinct()))
-    client_ids.sort()
     day_cache: dict = {}
     for start in range(0, len(client_ids), BATCH):
         ids = client_ids[start : start + BATCH]
@@ -228,14 +227,27 @@ def rebuild(session: Session, tz_name: str | None = None) -> int:
                 totals[key] = totals.get(key, 0) + cents
         if len(day_cache) > 200_000:
             day_cache.clear()
-    rows_out = [
-        dict(zip(KEY_COLUMNS, key, strict=True), cents=cents)
-        for key, cents in totals.items()
-        if cents
-    ]
+    return totals
+
+
+def rebuild(session: Session, tz_name: str | None = None) -> int:
+    """Recompute ``ar_changes`` from the whole ledger; returns the number of rows."""
+    conn = session.connection()
+    conn.execute(delete(ArChange))
+    client_ids = sorted(conn.scalars(select(LedgerEntry.client_id).distinct()))
+    rows_out = rows_of(
+        (key, cents) for key, cents in _history(session, client_ids, tz_name).items() if cents
+    )
     for start in range(0, len(rows_out), 5000):
         conn.execute(insert(ArChange), rows_out[start : start + 5000])
     return len(rows_out)
+
+
+def add_new_clients(session: Session, client_ids: Iterable[int]) -> None:
+    """Count the ledger of clients whose entries were all written in this transaction without
+    ``lib.postings`` (an import's opening balances): the same figures ``rebuild`` gives them."""
+    totals = _history(session, sorted(set(client_ids)))
+    _add(session, rows_of((key, cents) for key, cents in totals.items() if cents))
 
 
 def stored(session: Session) -> dict[tuple, int]:

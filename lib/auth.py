@@ -360,6 +360,51 @@ def set_role(
     )
 
 
+def set_name_email(
+    session: Session,
+    *,
+    actor: Actor,
+    username: str,
+    changes: dict,
+    expected_version: int | None = None,
+) -> None:
+    """Change an account's name and/or email (``changes`` holds ``display_name``, ``email``),
+    at the version the admin saw. The email must be a valid address (or blank)."""
+    require(actor, "users.manage")
+    unknown = set(changes) - {"display_name", "email"}
+    if unknown:
+        raise ValueError(f"unknown account fields {sorted(unknown)}")
+    user = _require_user(session, username)
+    _refuse_if_stale(session, user, expected_version)
+    before = _public(user)
+    if "display_name" in changes:
+        name = (changes["display_name"] or "").strip()
+        if not name:
+            raise AuthError("Enter the person's name.", "display_name")
+        if len(name) > 120:
+            raise AuthError(
+                f"The name can be at most 120 characters; this one has {len(name)}.",
+                "display_name",
+            )
+        user.display_name = name
+    if "email" in changes:
+        try:
+            user.email = clean_email(changes["email"])
+        except FieldError as exc:
+            raise AuthError(str(exc), "email") from None
+    user.version += 1
+    old, new = audit.changed_fields(before, _public(user))
+    audit.record(
+        session,
+        actor=actor,
+        action="user.update",
+        entity="user",
+        entity_id=user.id,
+        before=old,
+        after=new,
+    )
+
+
 def unlock(session: Session, *, actor: Actor, username: str) -> None:
     require(actor, "users.manage")
     user = _require_user(session, username)

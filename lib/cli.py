@@ -6,7 +6,12 @@ seed-demo      load the demo practice into an empty database (``--clients N``; `
                for `make run`: reuse a demo database, refuse a real practice's)
 demo-logins    print the demo logins as a table
 create-user    create a staff account (the first admin: ``--role admin``)
+create-clinician  add a clinician (``--first``, ``--last``; optionally credentials, email,
+               default service code and the username of their staff account)
 reset-password set a new password for a staff account
+import-clients import clients (and opening balances) from a CSV or XLSX file: ``--dry-run``
+               checks only; ``--map FIELD=COLUMN``; ``--skip-invalid``;
+               ``--allow-possible-duplicates``; ``--date-order MDY|DMY``
 reconcile      check ledger = stored balances = aging; exit 1 when anything disagrees
 send-reminders queue due appointment reminders and send the email outbox once
                (``--now ISO`` to act as if it were then)
@@ -15,6 +20,7 @@ check          exit 0 when the database is reachable and migrated (and, in demo 
                key in the environment, the cookie key is allowed for this database)
 ar-trend       month-end A/R and KPIs for the last N months (``--months N``, ``--clinician ID``,
                ``--payer ID``, ``--json`` for one object per month)
+export-all     every practice table as CSV in one zip with a README (``--to FILE.zip``)
 backup         write one archive of the database and data/ (``--to FILE``), online
 restore        restore such an archive (``--force`` replaces a target that holds data)
 """
@@ -29,7 +35,17 @@ import sys
 import threading
 from pathlib import Path
 
-from lib import auth, backup, mail, restore, worker
+from lib import (
+    auth,
+    backup,
+    client_import,
+    clinicians,
+    data_export,
+    mail,
+    restore,
+    services,
+    worker,
+)
 from lib.config import ConfigurationError, cookie_key_for, load_settings
 from lib.db import DatabaseNotReady, check_ready, make_engine, read_session, transaction
 from lib.demo import DEMO_LOGINS, DemoRefused, is_demo_database, seed_demo
@@ -38,6 +54,7 @@ from lib.money import format_cents
 from lib.policy import ALL_ROLES
 from lib.reconcile import reconcile
 from lib.reminder_sender import parse_instant
+from lib.validation import ValidationError
 
 
 def _engine():
@@ -138,6 +155,84 @@ def cmd_create_user(args) -> int:
         print(f"Not created: {exc}", file=sys.stderr)
         return 2
     print(f"Created {args.role} account {auth.normalise_username(args.username)!r}.")
+    return 0
+
+
+def cmd_create_clinician(args) -> int:
+    engine = _engine()
+    check_ready(engine)
+    changes = {
+        "first_name": args.first,
+        "last_name": args.last,
+        "credentials": args.credentials or "",
+        "email": args.email or "",
+        "username": args.username or "",
+    }
+    try:
+        with transaction(engine) as session:
+            if args.default_service:
+                codes = {s.code.lower(): s.service_id for s in services.list_services(session)}
+                if args.default_service.lower() not in codes:
+                    raise ValidationError(
+                        {"default_service_id": f"There is no service {args.default_service!r}."}
+                    )
+                changes["default_service_id"] = codes[args.default_service.lower()]
+            clinician_id = clinicians.save_clinician(session, actor=None, changes=changes)
+    except ValidationError as exc:
+        for message in exc.errors.values():
+            print(f"Not created: {message}", file=sys.stderr)
+        return 2
+    print(f"Created clinician {args.first} {args.last} (id {clinician_id}).")
+    return 0
+
+
+def cmd_import_clients(args) -> int:
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        print(f"Cannot read {path}: {exc.strerror}.", file=sys.stderr)
+        return 2
+    engine = _engine()
+    check_ready(engine)
+    try:
+        overrides = client_import.headers.parse_overrides(args.map or [])
+        report = client_import.run_import(
+            engine,
+            actor=None,
+            data=data,
+            filename=path.name,
+            overrides=overrides,
+            dry_run=args.dry_run,
+            skip_invalid=args.skip_invalid,
+            allow_possible_duplicates=args.allow_possible_duplicates,
+            date_order=args.date_order,
+            source=f"the command line (user {getpass.getuser()})",
+        )
+    except (client_import.FileProblem, client_import.MappingProblem) as exc:
+        print(f"Nothing was imported: {exc}", file=sys.stderr)
+        return 2
+    for line in report.lines():
+        print(line)
+    return report.exit_code
+
+
+def cmd_export_all(args) -> int:
+    target = Path(args.to)
+    if target.suffix.lower() != ".zip":
+        print("--to must name a .zip file.", file=sys.stderr)
+        return 2
+    engine = _engine()
+    check_ready(engine)
+    with transaction(engine) as session:  # one snapshot of every table, and its audit row
+        result = data_export.export_all(
+            session, actor=None, source=f"the command line (user {getpass.getuser()})"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(result.data)
+    print(
+        f"Exported {len(result.tables)} tables ({sum(result.tables.values()):,} rows) to {target}."
+    )
     return 0
 
 
@@ -370,10 +465,46 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--clinician-id", type=int)
     create.add_argument("--password-stdin", action="store_true")
     create.set_defaults(func=cmd_create_user)
+    clin = sub.add_parser("create-clinician", help="add a clinician")
+    clin.add_argument("--first", required=True, help="first name")
+    clin.add_argument("--last", required=True, help="last name")
+    clin.add_argument("--credentials", help="like LCSW or PhD")
+    clin.add_argument("--email")
+    clin.add_argument("--default-service", metavar="CODE", help="a service code, like 90834")
+    clin.add_argument("--username", help="link this staff account to the clinician")
+    clin.set_defaults(func=cmd_create_clinician)
     reset = sub.add_parser("reset-password", help="set a new password for an account")
     reset.add_argument("--username", required=True)
     reset.add_argument("--password-stdin", action="store_true")
     reset.set_defaults(func=cmd_reset_password)
+    imp = sub.add_parser("import-clients", help="import clients from a CSV or XLSX file")
+    imp.add_argument("file", metavar="FILE", help="a .csv or .xlsx file, one client a row")
+    imp.add_argument(
+        "--map",
+        action="append",
+        metavar="FIELD=COLUMN",
+        help="use this column for this field (repeatable); FIELD= ignores the field",
+    )
+    imp.add_argument("--dry-run", action="store_true", help="check every row, write nothing")
+    imp.add_argument(
+        "--skip-invalid", action="store_true", help="import the valid rows when some are invalid"
+    )
+    imp.add_argument(
+        "--allow-possible-duplicates",
+        action="store_true",
+        help="import rows that only look like an existing client",
+    )
+    imp.add_argument(
+        "--date-order",
+        choices=("MDY", "DMY"),
+        default="MDY",
+        type=str.upper,
+        help="3/7/1985 is March 7 (MDY, the default) or 3 July (DMY)",
+    )
+    imp.set_defaults(func=cmd_import_clients)
+    exp = sub.add_parser("export-all", help="every practice table as CSV in one zip")
+    exp.add_argument("--to", required=True, metavar="FILE.zip")
+    exp.set_defaults(func=cmd_export_all)
     back = sub.add_parser("backup", help="back up the database and data/ into one archive")
     back.add_argument("--to", metavar="FILE", help="default: data/backups/clientdesk-….tar.gz")
     back.set_defaults(func=cmd_backup)

@@ -365,6 +365,60 @@ def _projected_state(session: Session, client_id: int, unapplied_credit_cents: i
     )
 
 
+def refresh_clients(session: Session, client_ids: Iterable[int], *, chunk: int = 500) -> int:
+    """``refresh_client`` for many clients at once (an import's opening balances): the same
+    ``replay`` per client, but each step is one statement per ``chunk`` clients instead of
+    one per client. Returns how many clients were refreshed. It leaves ``ar_changes`` to the
+    caller (``lib.ar_history.add_new_clients`` for an import's new clients)."""
+    ids = sorted(set(client_ids))
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        postings: dict[int, list[Posting]] = {cid: [] for cid in part}
+        for row in session.execute(
+            select(LedgerEntry.client_id, *POSTING_COLUMNS).where(LedgerEntry.client_id.in_(part))
+        ):
+            postings[row[0]].append(Posting(*row[1:]))
+        old = {
+            row[0]: row
+            for row in session.execute(
+                select(
+                    Client.id,
+                    Client.status,
+                    Client.clinician_id,
+                    *[getattr(Client, c) for c in BALANCE_COLUMNS],
+                ).where(Client.id.in_(part))
+            )
+        }
+        session.execute(delete(OpenCharge).where(OpenCharge.client_id.in_(part)))
+        session.execute(delete(InsuranceCredit).where(InsuranceCredit.client_id.in_(part)))
+        all_items: list[dict] = []
+        all_credits: list[dict] = []
+        balances: list[dict] = []
+        deltas: dict[tuple[str, int | None], dict[str, int]] = {}
+        for cid in part:
+            state = replay(postings[cid])
+            balance, items = balance_rows(cid, state)
+            all_items.extend(items)
+            all_credits.extend(credit_rows(cid, state))
+            balances.append({"id": cid, **balance})
+            before = dict(zip(BALANCE_COLUMNS, old[cid][3:], strict=True))
+            group = deltas.setdefault(
+                (old[cid][1], old[cid][2]), dict.fromkeys(client_totals.SUMS, 0)
+            )
+            for k in client_totals.SUMS:
+                group[k] += balance[k] - (before[k] or 0)
+        if all_items:
+            session.execute(insert(OpenCharge.__table__), all_items)
+        if all_credits:
+            session.execute(insert(InsuranceCredit.__table__), all_credits)
+        session.execute(update(Client), balances)  # bulk UPDATE by primary key
+        for (status, clinician_id), group in sorted(
+            deltas.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)
+        ):
+            client_totals.adjust(session, status=status, clinician_id=clinician_id, **group)
+    return len(ids)
+
+
 def stored_balance(session: Session, client_id: int) -> ClientState | None:
     """What the projections say now (reconciliation compares this with ``replay``)."""
     row = session.get(Client, client_id, populate_existing=True)

@@ -75,6 +75,9 @@ class Clinician(Base):
     credentials: Mapped[str] = mapped_column(String(40), default="")
     email: Mapped[str] = mapped_column(String(254), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The service new appointments of this clinician start with (Clinicians page).
+    default_service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id"))
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class User(Base):
@@ -175,6 +178,8 @@ class Client(Base):
             "oldest_unpaid_dos",
             "insurance_pending_cents",
         ),
+        # The old system's id of an imported client: a re-import finds it (NULLs may repeat).
+        Index("uq_clients_old_system_id", "old_system_id", unique=True),
         # Covers every column the search box looks at, so a search reads this index, not rows.
         Index(
             "ix_clients_search",
@@ -209,8 +214,9 @@ class Client(Base):
     address_line1: Mapped[str] = mapped_column(String(120), default="")
     address_line2: Mapped[str] = mapped_column(String(120), default="")
     city: Mapped[str] = mapped_column(String(80), default="")
-    state: Mapped[str] = mapped_column(String(2), default="")
-    zip_code: Mapped[str] = mapped_column(String(10), default="")
+    state: Mapped[str] = mapped_column(String(60), default="")  # a US state, or a region
+    zip_code: Mapped[str] = mapped_column(String(16), default="")  # ZIP or postal code
+    country: Mapped[str] = mapped_column(String(60), default="", server_default="")  # "" = US
     phone_mobile: Mapped[str] = mapped_column(String(30), default="")
     phone_home: Mapped[str] = mapped_column(String(30), default="")
     phone_work: Mapped[str] = mapped_column(String(30), default="")
@@ -226,6 +232,8 @@ class Client(Base):
     guardian_relationship: Mapped[str] = mapped_column(String(40), default="")
     guardian_phone: Mapped[str] = mapped_column(String(30), default="")
     time_zone: Mapped[str] = mapped_column(String(40), default="")
+    # The client's id in the system the practice imported them from (lib.client_import).
+    old_system_id: Mapped[str | None] = mapped_column(String(60))
     # Insurance
     billing_type: Mapped[str] = mapped_column(String(10), default="self_pay")
     # Search helpers maintained by lib.clients on every write: lower-case, accent-free names

@@ -58,6 +58,10 @@ POLICY: dict[str, frozenset[str]] = {
     "settings.manage": frozenset({ADMIN}),
     "users.manage": frozenset({ADMIN}),
     "audit.view": frozenset({ADMIN}),
+    "clinicians.manage": frozenset({ADMIN}),
+    "clients.import": frozenset({ADMIN, MANAGER}),
+    "data.export_all": frozenset({ADMIN}),
+    "client.export_record": frozenset({ADMIN, MANAGER}),
 }
 
 ACTION_LABELS = {
@@ -90,6 +94,10 @@ ACTION_LABELS = {
     "settings.manage": "change practice settings",
     "users.manage": "manage staff accounts",
     "audit.view": "see the audit log",
+    "clinicians.manage": "manage clinicians",
+    "clients.import": "import clients",
+    "data.export_all": "export all of the practice's data",
+    "client.export_record": "export a client's whole record",
 }
 
 

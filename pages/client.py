@@ -186,6 +186,8 @@ if upcoming:
         )
 else:
     st.caption("No upcoming appointments.")
+if allowed(actor, "client.export_record"):
+    client_views.record_export_button(record.client_id, record.client_number)
 with st.expander("All appointments"):
     appointment_ui.appointment_list(record.client_id, allowed(actor, "appointment.schedule"))
 

@@ -37,8 +37,8 @@ def _columns(engine) -> dict[str, tuple[str, str]]:
 
 def test_0010_refreshes_the_search_columns_of_existing_clients(owner_engine):
     engine = owner_engine
-    _to(engine, "0007", command.downgrade)
-    assert current_revision(engine) == "0007"
+    _to(engine, "0013", command.downgrade)
+    assert current_revision(engine) == "0013"
     old = {  # as the fold before 0010 stored them: ø and ł kept, soundex of the a-z left
         "Østergaard": (" thomas østergaard ", jellyfish.soundex("stergaard")),
         "Wałęsa": (" łukasz wałesa ", jellyfish.soundex("waesa")),
@@ -71,6 +71,6 @@ def test_0010_refreshes_the_search_columns_of_existing_clients(owner_engine):
         found = clients.list_clients(session, actor=manager, query="thomas ostergaard")
         assert [r.name for r in found.rows] == ["Østergaard, Thomas"]
 
-    _to(engine, "0007", command.downgrade)
+    _to(engine, "0013", command.downgrade)
     assert _columns(engine) == {last: old[last] for _, last in NAMES}
     _to(engine, "head", command.upgrade)

@@ -20,11 +20,12 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from lib import auth, forms, insurance, intake, payers, reminders, services
+from lib import auth, clinicians, forms, insurance, intake, payers, reminders, services
 from lib import client_record as cr
 from lib.db import transaction
 from lib.models import (
     Client,
+    Clinician,
     Coverage,
     Form,
     IntakeAnswer,
@@ -160,6 +161,7 @@ class Case:
     colleague_value: Any
     save: str  # the save button's label
     part: str = "form"  # the st.form inside the record form holding the save button
+    name: str = ""  # the test id when one form has several cases
 
 
 def _client_cases() -> list[Case]:
@@ -306,7 +308,45 @@ def _settings_cases() -> list[Case]:
             expected_version=user.version,
         )
 
+    def colleague_clinician(s, a, cid):
+        c = s.get(Clinician, cid)
+        clinicians.save_clinician(
+            s,
+            actor=actor_of_admin(s),
+            changes={"email": "colleague.set@example.com"},
+            clinician_id=cid,
+            expected_version=c.version,
+        )
+
     return [
+        Case(
+            "clinician",
+            two(Clinician),
+            _open_choice("pages/clinicians.py", "clinician_choice"),
+            "credentials",
+            "text_input",
+            "PsyD",
+            lambda s, cid: s.get(Clinician, cid).credentials,
+            colleague_clinician,
+            lambda s, cid: s.get(Clinician, cid).email,
+            "colleague.set@example.com",
+            "Save clinician",
+        ),
+        Case(
+            "staff_account",
+            staff,
+            lambda at, url, uid: _open_staff(at, url, uid),
+            "email",
+            "text_input",
+            "new.address@example.com",
+            lambda s, uid: s.get(User, uid).email,
+            colleague_staff,
+            lambda s, uid: s.get(User, uid).active,
+            False,
+            "Save name and email",
+            part="details_form",
+            name="staff_account_email",
+        ),
         Case(
             "payer",
             two(Payer),
@@ -407,7 +447,7 @@ def _shown(at: AppTest, case: Case, record: Any, field: str) -> Any:
     return getattr(at, case.widget)(key=record_forms.key(at, case.form, record, field)).value
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.form for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[c.name or c.form for c in CASES])
 def test_a_colleagues_save_in_between_survives_reload_and_save(demo_app, case: Case):
     url = demo_app
     a, b = read(url, case.records)

@@ -8,10 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from lib import client_record as cr
-from lib import ledger
-from lib.db import read_session
-from lib.timeutil import local_text
+from lib import data_export, ledger
+from lib.db import read_session, transaction
+from lib.timeutil import local_text, practice_today
 from ui import context
+from ui.export import download_button
 from ui.tables import money_column
 
 
@@ -89,4 +90,24 @@ def history_tab(client_id: int) -> None:
         ),
         hide_index=True,
         width="stretch",
+    )
+
+
+def record_export_button(client_id: int, client_number: int) -> None:
+    """ "Export this client's record": everything held about the client (right of access),
+    built when clicked, audited on the client's history."""
+    actor = context.actor()
+    engine = context.engine()
+
+    def build() -> bytes:
+        with transaction(engine) as session:
+            return data_export.export_client_record(session, actor=actor, client_id=client_id).data
+
+    download_button(
+        "Export this client's record",
+        build=build,
+        file_name=f"client-{client_number}-record-{practice_today().isoformat()}.zip",
+        mime="application/zip",
+        key=f"export_record_{client_id}",
+        icon=":material/folder_zip:",
     )

@@ -281,13 +281,15 @@ class RecordForm:
         write: Callable[[Session, dict[str, Any], Any], Any],
         *,
         saved_notice: str = "Saved.",
+        on_saved: Callable[[], None] | None = None,
     ) -> None:
         """Run ``write(session, changes, version_shown)`` in one transaction.
 
         On success the snapshot is dropped (the next run shows the stored record under new
-        keys) and ``saved_notice`` shows at the top of the page (ui/flash.py). Field errors go
-        next to their fields and nothing is written; a refusal keeps the user's typing and
-        lists the unsaved edits.
+        keys) and ``saved_notice`` shows at the top of the page (ui/flash.py); ``on_saved``
+        runs first (a page that keeps its own confirmation on screen). Field errors go next to
+        their fields and nothing is written; a refusal keeps the user's typing and lists the
+        unsaved edits.
         """
         if not changes:
             st.info("Nothing changed, so nothing was saved.")
@@ -307,6 +309,8 @@ class RecordForm:
         except PermissionDenied as exc:
             st.error(str(exc))
             return
+        if on_saved is not None:
+            on_saved()
         self._snap.refresh = True
         if saved_notice:
             flash("success", saved_notice)  # shown after the rerun below (ui/flash.py)

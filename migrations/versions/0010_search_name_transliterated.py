@@ -1,7 +1,7 @@
 """search name transliterated (ø, ł, æ, ß, đ)
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0013
 Create Date: 2026-12-07 14:00:00
 
 The stored search columns of every client (``search_name`` and the sound-alike
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import context, op
 
 revision: str = "0010"
-down_revision: str | None = "0007"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
