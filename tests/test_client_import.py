@@ -15,7 +15,7 @@ import openpyxl
 import pytest
 from sqlalchemy import func, select
 
-from lib import client_import, reconcile
+from lib import ar_history, ar_trend, client_import, reconcile
 from lib.client_import import headers
 from lib.client_import.rows import parse_date
 from lib.db import read_session, transaction
@@ -163,6 +163,20 @@ def test_opening_balances_are_ledger_entries_that_reconcile(practice):
         result = reconcile.reconcile(session, actor=None)
     assert result.ok, (result.mismatches, result.totals_problems)
     assert result.ledger_total_cents == 12050 + 30000 + 4500 + 8725
+
+
+def test_opening_balances_count_in_the_ar_trend_as_a_rebuild_would(practice):
+    engine, admin, _ = practice
+    run(engine, admin, csv_bytes(MESSY))
+    with transaction(engine) as session:
+        kept = ar_history.stored(session)
+        ar_history.rebuild(session)
+        rebuilt = ar_history.stored(session)
+        session.rollback()
+    with read_session(engine) as session:
+        latest = ar_trend.month_end_figures(session, months=1)[-1]
+    assert kept == rebuilt
+    assert latest["net_ar_cents"] == 12050 + 30000 + 4500 + 8725
 
 
 def test_importing_the_same_file_again_creates_nothing(practice):
