@@ -103,7 +103,8 @@ def problems_on(at: AppTest, path: str, title: str, should_render: bool) -> list
     shown_errors = errors(at)
     if any(SOMETHING_WENT_WRONG in e for e in shown_errors):
         found.append(f"{path}: the page failed ({shown_errors})")
-    shown_titles = " | ".join(titles(at)).lower()
+    # Titles, and plain text (the Client page's heading is literal text: "#1001", the name).
+    shown_titles = " | ".join([*titles(at), *(t.value for t in at.text)]).lower()
     if should_render:
         if NO_ACCESS in shown_errors:
             found.append(f"{path}: refused a role that may open it")
@@ -127,7 +128,8 @@ def test_every_page_renders_for_the_role_or_refuses_it(demo_app, role):
     for path, title, action in PAGES:
         client = own_client if path == CLIENT_PAGE else None
         open_page(at, path, client)
-        problems += problems_on(at, path, title, may_open(role, action))
+        shows = f"#{own_client}" if path == CLIENT_PAGE else title
+        problems += problems_on(at, path, shows, may_open(role, action))
         assert not at.exception, problems  # an exception ends the session's usefulness
 
     if others_client is not None:  # a clinician and someone else's client
@@ -135,7 +137,7 @@ def test_every_page_renders_for_the_role_or_refuses_it(demo_app, role):
         assert not at.exception
         if not any("only the clients assigned to them" in e for e in errors(at)):
             problems.append(f"someone else's client #{others_client}: no refusal {errors(at)}")
-        if f"client #{others_client}" in " ".join(titles(at)).lower():
+        if f"#{others_client}" in " ".join([*titles(at), *(t.value for t in at.text)]):
             problems.append(f"someone else's client #{others_client}: the record is shown")
 
     assert problems == [], "\n".join(problems)
