@@ -144,19 +144,26 @@ def test_overlapping_add_client_saves_get_distinct_client_numbers(engine):
 
 @pytest.mark.parametrize("db_kind", ["postgresql"])
 def test_a_save_caught_in_a_deadlock_is_run_again_and_both_saves_land(engine, people):
-    """Two billers each post to two clients in opposite order: PostgreSQL kills one
-    transaction as a deadlock victim; its whole unit of work runs again and lands."""
+    """Two billers each lock two clients in opposite order, then post to both: PostgreSQL
+    kills one transaction as a deadlock victim; its whole unit of work runs again and lands.
+    (The locks come first because every posting also updates shared A/R rows, which would
+    make the second posting wait for the first rather than deadlock.)"""
     actor, (a, b, _) = people
     both_hold_their_first_lock = threading.Barrier(2)
     calls = {"ab": 0, "ba": 0}
     failures: list[str] = []
 
+    def lock(session: Session, client_id: int) -> None:
+        session.execute(select(Client.id).where(Client.id == client_id).with_for_update())
+
     def unit(name: str, first: int, second: int):
         def work(session: Session):
             calls[name] += 1
-            pay(actor, first, f"dl-{name}-1")(session)
+            lock(session, first)
             if calls[name] == 1:
                 both_hold_their_first_lock.wait(timeout=30)
+            lock(session, second)
+            pay(actor, first, f"dl-{name}-1")(session)
             pay(actor, second, f"dl-{name}-2")(session)
 
         return work
